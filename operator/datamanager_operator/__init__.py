@@ -1,0 +1,1 @@
+"""The Kopf controller for DataAudit and AnalyticsJob."""

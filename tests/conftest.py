@@ -1,0 +1,103 @@
+"""Shared fixtures: the rig's real services and control plane, isolated per test.
+
+Tiers follow the folder: tests/unit (no services), tests/integration (MariaDB, FerretDB, NATS),
+tests/e2e (control plane and process node). A test that needs the rig fails with the reason when the rig is
+not running; it is never skipped silently.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pymysql
+import pytest
+from pymongo import AsyncMongoClient
+
+REPO = Path(__file__).resolve().parents[1]
+TIERS = ("unit", "integration", "e2e", "kind")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
+        if parts and parts[0] in TIERS:
+            item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+def _read_env_file(path: Path) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export ") and "=" in line:
+            key, _, value = line.removeprefix("export ").partition("=")
+            if key != "PATH":
+                env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
+@pytest.fixture(scope="session")
+def rig_env() -> dict[str, str]:
+    """The rig's addresses: from the environment (CI, `source .rig/env`) or from `.rig/env`."""
+    env = _read_env_file(REPO / ".rig" / "env") if (REPO / ".rig" / "env").exists() else {}
+    env.update({k: v for k, v in os.environ.items() if k.startswith("RIG_") or k == "KUBECONFIG"})
+    if "RIG_MYSQL_DSN" not in env:
+        pytest.fail("the rig is not running: start it with `make rig-up` (or run `make test`, which does)")
+    return env
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def mysql_dsn(rig_env: dict[str, str]) -> Iterator[str]:
+    """DSN of a fresh, empty MariaDB database that is dropped after the test."""
+    server = urlsplit(rig_env["RIG_MYSQL_DSN"])
+    name = _unique("t")
+    conn = pymysql.connect(
+        host=server.hostname,
+        port=server.port or 3306,
+        user=server.username,
+        password=server.password or "",
+        autocommit=True,
+    )
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield urlunsplit(server._replace(path=f"/{name}"))
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        conn.close()
+
+
+@pytest.fixture(scope="session")
+def mongodb_uri(rig_env: dict[str, str]) -> str:
+    return rig_env["RIG_MONGODB_URI"]
+
+
+@pytest.fixture
+async def mongo_database(mongodb_uri: str) -> AsyncIterator[str]:
+    """Name of a fresh MongoDB database on the rig's FerretDB, dropped after the test."""
+    name = _unique("t")
+    yield name
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongodb_uri)
+    try:
+        await client.drop_database(name)
+    finally:
+        await client.close()
+
+
+@pytest.fixture(scope="session")
+def nats_url(rig_env: dict[str, str]) -> str:
+    return rig_env["RIG_NATS_URL"]
+
+
+@pytest.fixture
+def nats_subject() -> str:
+    """A subject no other test publishes on."""
+    return f"test.{uuid.uuid4().hex}"

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Builds the rig's binaries from pinned Go modules into a cache outside the repository:
+#   ${DATAMANAGER_RIG_CACHE:-~/.cache/datamanager-rig}/<component>-<version>/bin/
+# A component is rebuilt only when its pinned version changes (its directory name is the cache key).
+# MariaDB comes from Debian packages and is installed here too when missing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=versions.env
+. "$here/versions.env"
+cache=${DATAMANAGER_RIG_CACHE:-$HOME/.cache/datamanager-rig}
+mkdir -p "$cache"
+export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
+
+say() { printf '[rig-build] %s\n' "$*" >&2; }
+
+# Runs "go build" in a throw-away wrapper module: $1 = destination dir, $2 = go.mod body, rest = build args.
+
+kubernetes() {
+  local dest="$cache/kubernetes-$KUBERNETES_VERSION"
+  [ -x "$dest/bin/kubectl" ] && [ -x "$dest/bin/kube-apiserver" ] && return 0
+  say "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBERNETES_VERSION (cold: ~25-40 min on 2 cores)"
+  local work; work=$(mktemp -d)
+  go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null
+  local src; src=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  {
+    echo "module datamanager.local/rig/kubernetes"
+    echo
+    echo "go 1.26.0"
+    echo
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    echo
+    echo "replace ("
+    # Every staging module the upstream go.mod points at a local path gets its published tag instead.
+    sed -n 's#^\s*\(k8s\.io/[a-z0-9-]*\) => \./staging/.*#\1#p' "$src/go.mod" |
+      while read -r mod; do echo "	$mod => $mod $KUBERNETES_STAGING_VERSION"; done
+    echo ")"
+  } > "$work/go.mod"
+  cat > "$work/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubectl"
+)
+GO
+  local major minor
+  major=$(echo "$KUBERNETES_VERSION" | sed -E 's/^v([0-9]+)\..*/\1/')
+  minor=$(echo "$KUBERNETES_VERSION" | sed -E 's/^v[0-9]+\.([0-9]+)\..*/\1/')
+  local pkg=k8s.io/component-base/version
+  local ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+  ldflags="$ldflags -X k8s.io/client-go/pkg/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/client-go/pkg/version.gitMajor=$major -X k8s.io/client-go/pkg/version.gitMinor=$minor"
+  (
+    cd "$work"
+    go mod tidy
+    mkdir -p "$dest.tmp/bin"
+    go build -trimpath -ldflags "$ldflags" -o "$dest.tmp/bin/" \
+      k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager \
+      k8s.io/kubernetes/cmd/kube-scheduler k8s.io/kubernetes/cmd/kubectl
+  )
+  rm -rf "$work" "$dest"; mv "$dest.tmp" "$dest"
+}
+
+etcd() {
+  local dest="$cache/etcd-$ETCD_VERSION"
+  [ -x "$dest/bin/etcd" ] && return 0
+  say "building etcd $ETCD_VERSION (~3 min)"
+  local work; work=$(mktemp -d)
+  cat > "$work/go.mod" <<GOMOD
+module datamanager.local/rig/etcd
+
+go 1.26.0
+
+require go.etcd.io/etcd/server/v3 $ETCD_VERSION
+GOMOD
+  cat > "$work/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "go.etcd.io/etcd/server/v3/etcdmain"
+GO
+  cat > "$work/main.go" <<'GO'
+// Command etcd is etcd's own main, built from the published server module.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+GO
+  rm "$work/tools.go"
+  (cd "$work" && go mod tidy && mkdir -p "$dest.tmp/bin" && go build -trimpath -ldflags "-s -w" -o "$dest.tmp/bin/etcd" .)
+  rm -rf "$work" "$dest"; mv "$dest.tmp" "$dest"
+}
+
+ferretdb() {
+  local dest="$cache/ferretdb-$FERRETDB_VERSION"
+  [ -x "$dest/bin/ferretdb" ] && return 0
+  say "building FerretDB $FERRETDB_VERSION (~5 min)"
+  local work; work=$(mktemp -d)
+  cat > "$work/go.mod" <<GOMOD
+module datamanager.local/rig/ferretdb
+
+go 1.26.0
+
+require github.com/FerretDB/FerretDB $FERRETDB_VERSION
+GOMOD
+  # FerretDB's main reads build/version/version.txt embedded at build time; the module zip lacks a
+  # generated value, so the wrapper's main calls the library entry point with telemetry disabled.
+  cat > "$work/main.go" <<'GO'
+// Command ferretdb starts FerretDB through its embeddable package, so no generated version file is needed.
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+)
+
+func main() {
+	listen := flag.String("listen-addr", "127.0.0.1:27017", "address to listen on")
+	state := flag.String("sqlite-url", "file:data/", "SQLite backend directory URL")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener: ferretdb.ListenerConfig{TCP: *listen},
+		Handler:  "sqlite",
+		SQLiteURL: *state,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
+		log.Fatal(err)
+	}
+}
+GO
+  (cd "$work" && go mod tidy && mkdir -p "$dest.tmp/bin" && go build -trimpath -ldflags "-s -w" -o "$dest.tmp/bin/ferretdb" .)
+  rm -rf "$work" "$dest"; mv "$dest.tmp" "$dest"
+}
+
+nats_server() {
+  local dest="$cache/nats-server-$NATS_SERVER_VERSION"
+  [ -x "$dest/bin/nats-server" ] && return 0
+  say "building nats-server $NATS_SERVER_VERSION (~1 min)"
+  mkdir -p "$dest.tmp/bin"
+  GOBIN="$dest.tmp/bin" go install -trimpath "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+  rm -rf "$dest"; mv "$dest.tmp" "$dest"
+}
+
+helm() {
+  local dest="$cache/helm-$HELM_VERSION"
+  [ -x "$dest/bin/helm" ] && return 0
+  say "building helm $HELM_VERSION (~3 min)"
+  mkdir -p "$dest.tmp/bin"
+  GOBIN="$dest.tmp/bin" go install -trimpath \
+    -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" \
+    "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  rm -rf "$dest"; mv "$dest.tmp" "$dest"
+}
+
+mariadb() {
+  command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] && return 0
+  say "installing $MARIADB_DEBIAN_PACKAGE from Debian packages (~1 min)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "$MARIADB_DEBIAN_PACKAGE" >/dev/null
+  # The package starts a system instance; the rig runs its own, so stop the packaged one.
+  (service mariadb stop || true) >/dev/null 2>&1
+}
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(mariadb nats_server etcd ferretdb helm kubernetes)
+for t in "${targets[@]}"; do "$t"; done
+say "all built: $cache"

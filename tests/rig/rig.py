@@ -1,0 +1,585 @@
+"""The local rig: a real control plane and real services on loopback, for tests and the demo.
+
+``python tests/rig/rig.py up``   starts every component on free ports with state in a private temporary
+                                 directory, waits until each is ready and writes ``.rig/env``.
+``python tests/rig/rig.py down`` stops exactly the processes ``up`` started (by pid) and removes the state.
+``python tests/rig/rig.py status`` tells whether a rig is running.
+
+Binaries come from ``tests/rig/build.sh`` (pinned versions, cached outside the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+RIG_DIR = REPO / ".rig"
+ENV_FILE = RIG_DIR / "env"
+PIDS_FILE = RIG_DIR / "pids.json"
+VERSIONS_FILE = Path(__file__).with_name("versions.env")
+CACHE = Path(os.environ.get("DATAMANAGER_RIG_CACHE", Path.home() / ".cache" / "datamanager-rig"))
+MYSQL_ROOT_PASSWORD = "rig-root-pw"  # loopback-only throw-away instance
+NODE_NAME = "procnode"
+READY_TIMEOUT = float(os.environ.get("RIG_READY_TIMEOUT", "90"))
+
+
+def versions() -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in VERSIONS_FILE.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.startswith("#")}
+
+
+def binary(component: str, version_key: str, name: str) -> Path:
+    path = CACHE / f"{component}-{versions()[version_key]}" / "bin" / name
+    if not path.exists():
+        sys.exit(f"rig: {path} is missing; run `make rig-build` (tests/rig/build.sh) first")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class RigError(Exception):
+    pass
+
+
+@dataclass
+class Component:
+    name: str
+    argv: list[str]
+    ready: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+    prepare: Callable[[], None] | None = None
+
+
+@dataclass
+class Rig:
+    state: Path
+    ports: dict[str, int] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)
+
+    def log(self, name: str) -> Path:
+        return self.state / "logs" / f"{name}.log"
+
+    def start(self, component: Component) -> None:
+        if component.prepare:
+            component.prepare()
+        log = self.log(component.name).open("ab")
+        proc = subprocess.Popen(
+            component.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.state,
+            env={**os.environ, **component.env},
+            start_new_session=True,  # its own process group, so `down` can stop it and its children
+        )
+        self.pids[component.name] = proc.pid
+        self.save_pids()
+        deadline = time.monotonic() + READY_TIMEOUT
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RigError(f"{component.name} exited with code {proc.returncode} before it was ready")
+            with contextlib.suppress(Exception):
+                if component.ready():
+                    print(f"rig: {component.name} ready", flush=True)
+                    return
+            time.sleep(0.25)
+        raise RigError(f"{component.name} was not ready within {READY_TIMEOUT:.0f}s")
+
+    def save_pids(self) -> None:
+        PIDS_FILE.write_text(json.dumps({"state": str(self.state), "pids": self.pids}, indent=2))
+
+    def tail(self, name: str, lines: int = 40) -> str:
+        path = self.log(name)
+        if not path.exists():
+            return "(no log)"
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+# ---------------------------------------------------------------- certificates
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(pki: Path) -> None:
+    pki.mkdir(parents=True)
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=datamanager-rig-ca",
+        cwd=pki,
+    )
+
+    def cert(name: str, subject: str, sans: str | None = None) -> None:
+        openssl(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+            "-subj",
+            subject,
+            cwd=pki,
+        )
+        ext = pki / f"{name}.ext"
+        usage = "serverAuth,clientAuth" if sans else "clientAuth"
+        ext.write_text(f"extendedKeyUsage={usage}\n" + (f"subjectAltName={sans}\n" if sans else ""))
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.crt",
+            "-days",
+            "30",
+            "-extfile",
+            ext.name,
+            cwd=pki,
+        )
+
+    cert(
+        "apiserver",
+        "/CN=kube-apiserver",
+        "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+        "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local",
+    )
+    cert("admin", "/O=system:masters/CN=rig-admin")
+    cert("controller-manager", "/CN=system:kube-controller-manager")
+    cert("scheduler", "/CN=system:kube-scheduler")
+    cert("procnode", f"/O=system:masters/CN=system:node:{NODE_NAME}")
+    openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
+    openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+
+
+def kubeconfig(path: Path, server: str, pki: Path, user: str) -> None:
+    path.write_text(
+        textwrap.dedent(f"""\
+        apiVersion: v1
+        kind: Config
+        clusters:
+        - name: rig
+          cluster:
+            server: {server}
+            certificate-authority: {pki / "ca.crt"}
+        users:
+        - name: {user}
+          user:
+            client-certificate: {pki / (user + ".crt")}
+            client-key: {pki / (user + ".key")}
+        contexts:
+        - name: rig
+          context: {{cluster: rig, user: {user}, namespace: default}}
+        current-context: rig
+        """)
+    )
+
+
+# ---------------------------------------------------------------- readiness probes
+
+
+def http_ok(url: str, context: ssl.SSLContext | None = None, expect: bytes | None = None) -> bool:
+    with urllib.request.urlopen(url, timeout=2, context=context) as resp:
+        body: bytes = resp.read()
+        return resp.status == 200 and (expect is None or body.strip() == expect)
+
+
+def tcp_ok(port: int) -> bool:
+    with socket.create_connection(("127.0.0.1", port), timeout=1):
+        return True
+
+
+def mysql_ok(port: int) -> bool:
+    import pymysql
+
+    conn = pymysql.connect(
+        host="127.0.0.1", port=port, user="root", password=MYSQL_ROOT_PASSWORD, connect_timeout=2
+    )
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            return cur.fetchone() == (1,)
+    finally:
+        conn.close()
+
+
+def mongo_ok(port: int) -> bool:
+    from pymongo import MongoClient
+
+    client: MongoClient[dict[str, object]] = MongoClient(
+        port=port, host="127.0.0.1", serverSelectionTimeoutMS=2000
+    )
+    try:
+        return client.admin.command("ping").get("ok") == 1.0
+    finally:
+        client.close()
+
+
+# ---------------------------------------------------------------- components
+
+
+def services(rig: Rig) -> list[Component]:
+    s, p = rig.state, rig.ports
+    for name in ("mysql", "mongodb", "nats", "nats_monitor"):
+        p[name] = free_port()
+
+    def init_mariadb() -> None:
+        (s / "mysql").mkdir()
+        subprocess.run(
+            [
+                "mariadb-install-db",
+                f"--datadir={s / 'mysql'}",
+                "--user=root",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ],
+            check=True,
+            capture_output=True,
+        )
+        (s / "mysql-init.sql").write_text(
+            f"ALTER USER 'root'@'localhost' IDENTIFIED BY '{MYSQL_ROOT_PASSWORD}';\n"
+            f"CREATE OR REPLACE USER 'root'@'127.0.0.1' IDENTIFIED BY '{MYSQL_ROOT_PASSWORD}';\n"
+            "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n"
+        )
+
+    mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
+    return [
+        Component(
+            "mariadb",
+            [
+                mariadbd,
+                "--no-defaults",
+                f"--datadir={s / 'mysql'}",
+                "--user=root",
+                "--bind-address=127.0.0.1",
+                f"--port={p['mysql']}",
+                f"--socket={s / 'mysql.sock'}",
+                f"--pid-file={s / 'mysql.pid'}",
+                f"--init-file={s / 'mysql-init.sql'}",
+                "--skip-log-bin",
+                "--innodb-buffer-pool-size=256M",
+                "--innodb-flush-log-at-trx-commit=2",
+                "--max-connections=500",
+                "--skip-name-resolve",
+            ],
+            lambda: mysql_ok(p["mysql"]),
+            prepare=init_mariadb,
+        ),
+        Component(
+            "ferretdb",
+            [
+                str(binary("ferretdb", "FERRETDB_VERSION", "ferretdb")),
+                f"-listen-addr=127.0.0.1:{p['mongodb']}",
+                f"-sqlite-url=file:{s / 'ferretdb'}/",
+            ],
+            lambda: mongo_ok(p["mongodb"]),
+            prepare=lambda: (s / "ferretdb").mkdir(),
+        ),
+        Component(
+            "nats",
+            [
+                str(binary("nats-server", "NATS_SERVER_VERSION", "nats-server")),
+                "-a",
+                "127.0.0.1",
+                "-p",
+                str(p["nats"]),
+                "-m",
+                str(p["nats_monitor"]),
+                "-js",
+                "-sd",
+                str(s / "nats"),
+            ],
+            lambda: http_ok(f"http://127.0.0.1:{p['nats_monitor']}/healthz"),
+        ),
+    ]
+
+
+def control_plane(rig: Rig) -> list[Component]:
+    s, p = rig.state, rig.ports
+    pki = s / "pki"
+    for name in ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler"):
+        p[name] = free_port()
+    server = f"https://127.0.0.1:{p['apiserver']}"
+    make_pki(pki)
+    for user in ("admin", "controller-manager", "scheduler", "procnode"):
+        kubeconfig(s / f"{user}.kubeconfig", server, pki, user)
+    tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    tls.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    insecure = ssl.create_default_context()
+    insecure.check_hostname = False
+    insecure.verify_mode = ssl.CERT_NONE
+
+    kube = CACHE / f"kubernetes-{versions()['KUBERNETES_VERSION']}" / "bin"
+    binary("kubernetes", "KUBERNETES_VERSION", "kube-apiserver")
+    delegated = ["--authentication-kubeconfig", "--authorization-kubeconfig", "--kubeconfig"]
+    return [
+        Component(
+            "etcd",
+            [
+                str(binary("etcd", "ETCD_VERSION", "etcd")),
+                "--data-dir",
+                str(s / "etcd"),
+                "--listen-client-urls",
+                f"http://127.0.0.1:{p['etcd']}",
+                "--advertise-client-urls",
+                f"http://127.0.0.1:{p['etcd']}",
+                "--listen-peer-urls",
+                f"http://127.0.0.1:{p['etcd_peer']}",
+                "--initial-advertise-peer-urls",
+                f"http://127.0.0.1:{p['etcd_peer']}",
+                "--initial-cluster",
+                f"default=http://127.0.0.1:{p['etcd_peer']}",
+                "--unsafe-no-fsync",
+                "--log-level",
+                "warn",
+            ],
+            lambda: http_ok(f"http://127.0.0.1:{p['etcd']}/health"),
+        ),
+        Component(
+            "kube-apiserver",
+            [
+                str(kube / "kube-apiserver"),
+                f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['apiserver']}",
+                "--advertise-address=127.0.0.1",
+                # the `kubernetes` Service cannot point at a loopback address; nothing here needs it
+                "--endpoint-reconciler-type=none",
+                f"--tls-cert-file={pki / 'apiserver.crt'}",
+                f"--tls-private-key-file={pki / 'apiserver.key'}",
+                f"--client-ca-file={pki / 'ca.crt'}",
+                f"--service-account-key-file={pki / 'sa.pub'}",
+                f"--service-account-signing-key-file={pki / 'sa.key'}",
+                "--service-account-issuer=https://kubernetes.default.svc",
+                "--authorization-mode=RBAC",
+                "--service-cluster-ip-range=10.96.0.0/16",
+                "--allow-privileged=true",
+                "--profiling=false",
+                "--v=0",
+            ],
+            lambda: http_ok(f"{server}/readyz", tls, b"ok"),
+        ),
+        Component(
+            "kube-controller-manager",
+            [
+                str(kube / "kube-controller-manager"),
+                *(f"{flag}={s / 'controller-manager.kubeconfig'}" for flag in delegated),
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['controller_manager']}",
+                "--controllers=*",
+                "--leader-elect=false",
+                "--use-service-account-credentials=true",
+                f"--service-account-private-key-file={pki / 'sa.key'}",
+                f"--root-ca-file={pki / 'ca.crt'}",
+                f"--cluster-signing-cert-file={pki / 'ca.crt'}",
+                f"--cluster-signing-key-file={pki / 'ca.key'}",
+                # a short grace keeps a dead process node from hiding for minutes in tests
+                "--node-monitor-grace-period=20s",
+                "--profiling=false",
+            ],
+            lambda: http_ok(f"https://127.0.0.1:{p['controller_manager']}/healthz", insecure, b"ok"),
+        ),
+        Component(
+            "kube-scheduler",
+            [
+                str(kube / "kube-scheduler"),
+                *(f"{flag}={s / 'scheduler.kubeconfig'}" for flag in delegated),
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p['scheduler']}",
+                "--leader-elect=false",
+                "--profiling=false",
+            ],
+            lambda: http_ok(f"https://127.0.0.1:{p['scheduler']}/healthz", insecure, b"ok"),
+        ),
+    ]
+
+
+def process_node(rig: Rig) -> list[Component]:
+    s = rig.state
+    p = rig.ports
+    p["procnode"] = free_port()
+    return [
+        Component(
+            "procnode",
+            [
+                sys.executable,
+                str(REPO / "tests" / "rig" / "procnode.py"),
+                "--name",
+                NODE_NAME,
+                "--kubeconfig",
+                str(s / "procnode.kubeconfig"),
+                "--root",
+                str(s / "pods"),
+                "--health-port",
+                str(p["procnode"]),
+            ],
+            lambda: http_ok(f"http://127.0.0.1:{p['procnode']}/healthz"),
+            env={"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
+        ),
+    ]
+
+
+# ---------------------------------------------------------------- commands
+
+
+def running() -> dict[str, object] | None:
+    if not PIDS_FILE.exists():
+        return None
+    recorded: dict[str, object] = json.loads(PIDS_FILE.read_text())
+    pids = recorded.get("pids", {})
+    assert isinstance(pids, dict)
+    alive = {name: pid for name, pid in pids.items() if pid_alive(pid)}
+    return recorded if alive else None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def write_env(rig: Rig, with_cluster: bool) -> None:
+    p = rig.ports
+    lines = {
+        "RIG_STATE_DIR": str(rig.state),
+        "RIG_MYSQL_DSN": f"mysql://root:{MYSQL_ROOT_PASSWORD}@127.0.0.1:{p['mysql']}/",
+        "RIG_MONGODB_URI": f"mongodb://127.0.0.1:{p['mongodb']}/",
+        "RIG_NATS_URL": f"nats://127.0.0.1:{p['nats']}",
+        "RIG_NATS_MONITOR_URL": f"http://127.0.0.1:{p['nats_monitor']}",
+    }
+    path = [
+        str(CACHE / f"nats-server-{versions()['NATS_SERVER_VERSION']}" / "bin"),
+        str(CACHE / f"helm-{versions()['HELM_VERSION']}" / "bin"),
+        str(REPO / ".venv" / "bin"),
+    ]
+    if with_cluster:
+        lines["KUBECONFIG"] = str(rig.state / "admin.kubeconfig")
+        lines["RIG_NODE_NAME"] = NODE_NAME
+        path.insert(0, str(CACHE / f"kubernetes-{versions()['KUBERNETES_VERSION']}" / "bin"))
+    body = "".join(f"export {k}={v}\n" for k, v in lines.items())
+    body += f'export PATH={":".join(path)}:"$PATH"\n'
+    ENV_FILE.write_text(body)
+
+
+def up(with_cluster: bool) -> int:
+    if current := running():
+        print(f"rig: already running (state {current['state']}); `make rig-down` stops it")
+        return 0
+    RIG_DIR.mkdir(exist_ok=True)
+    rig = Rig(state=Path(tempfile.mkdtemp(prefix="datamanager-rig-")))
+    (rig.state / "logs").mkdir()
+    components = services(rig)
+    if with_cluster:
+        components += control_plane(rig) + process_node(rig)
+    for component in components:
+        try:
+            rig.start(component)
+        except (RigError, OSError, subprocess.CalledProcessError) as exc:
+            print(
+                f"rig: FAILED: {exc}\n--- last lines of {rig.log(component.name)} ---\n"
+                f"{rig.tail(component.name)}\n---",
+                file=sys.stderr,
+            )
+            down()
+            return 1
+    write_env(rig, with_cluster)
+    print(f"rig: up; state in {rig.state}; `source {ENV_FILE.relative_to(REPO)}` to use it")
+    return 0
+
+
+def down() -> int:
+    if not PIDS_FILE.exists():
+        print("rig: not running")
+        return 0
+    recorded = json.loads(PIDS_FILE.read_text())
+    pids: dict[str, int] = recorded["pids"]
+    # reverse start order: the node stops its pods before the control plane goes away
+    for name, pid in reversed(list(pids.items())):
+        stop_group(name, pid)
+    state = Path(recorded["state"])
+    if state.name.startswith("datamanager-rig-"):
+        shutil.rmtree(state, ignore_errors=True)
+    PIDS_FILE.unlink(missing_ok=True)
+    ENV_FILE.unlink(missing_ok=True)
+    print("rig: down")
+    return 0
+
+
+def stop_group(name: str, pid: int, grace: float = 15.0) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+    print(f"rig: {name} (pid {pid}) ignored SIGTERM for {grace:.0f}s; killing", file=sys.stderr)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument(
+        "--services-only", action="store_true", help="start MariaDB, FerretDB and NATS but no control plane"
+    )
+    args = parser.parse_args()
+    if args.command == "up":
+        return up(with_cluster=not args.services_only)
+    if args.command == "down":
+        return down()
+    current = running()
+    print(f"rig: running (state {current['state']})" if current else "rig: not running")
+    return 0 if current else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
