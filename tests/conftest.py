@@ -42,7 +42,8 @@ def _read_env_file(path: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def rig_env() -> dict[str, str]:
     """The rig's addresses: from the environment (CI, `source .rig/env`) or from `.rig/env`."""
-    env = _read_env_file(REPO / ".rig" / "env") if (REPO / ".rig" / "env").exists() else {}
+    env_file = Path(os.environ.get("RIG_HOME", REPO / ".rig")) / "env"
+    env = _read_env_file(env_file) if env_file.exists() else {}
     env.update({k: v for k, v in os.environ.items() if k.startswith("RIG_") or k == "KUBECONFIG"})
     if "RIG_MYSQL_DSN" not in env:
         pytest.fail("the rig is not running: start it with `make rig-up` (or run `make test`, which does)")

@@ -29,7 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-RIG_DIR = REPO / ".rig"
+# RIG_HOME lets several rigs run side by side (one per checkout by default).
+RIG_DIR = Path(os.environ.get("RIG_HOME", REPO / ".rig"))
 ENV_FILE = RIG_DIR / "env"
 PIDS_FILE = RIG_DIR / "pids.json"
 VERSIONS_FILE = Path(__file__).with_name("versions.env")
@@ -524,7 +525,7 @@ def up(with_cluster: bool) -> int:
             down()
             return 1
     write_env(rig, with_cluster)
-    print(f"rig: up; state in {rig.state}; `source {ENV_FILE.relative_to(REPO)}` to use it")
+    print(f"rig: up; state in {rig.state}; `source {ENV_FILE}` to use it")
     return 0
 
 

@@ -9,7 +9,7 @@ if ! $py tests/rig/rig.py status >/dev/null 2>&1; then
   started=1
 fi
 # shellcheck disable=SC1091
-. .rig/env
+. "${RIG_HOME:-.rig}/env"
 "$@"
 rc=$?
 [ "$started" = 1 ] && $py tests/rig/rig.py down
