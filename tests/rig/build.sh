@@ -18,7 +18,7 @@ say() { printf '[rig-build] %s\n' "$*" >&2; }
 kubernetes() {
   local dest="$cache/kubernetes-$KUBERNETES_VERSION"
   [ -x "$dest/bin/kubectl" ] && [ -x "$dest/bin/kube-apiserver" ] && return 0
-  say "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBERNETES_VERSION (cold: ~25-40 min on 2 cores)"
+  say "building kube-apiserver, kube-controller-manager, kube-scheduler, kubectl $KUBERNETES_VERSION (cold: ~6-10 min on 2 cores)"
   local work; work=$(mktemp -d)
   go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" >/dev/null
   local src; src=$(go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -52,10 +53,51 @@ def binary(component: str, version_key: str, name: str) -> Path:
     return path
 
 
-def free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
+        s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+# ---------------------------------------------------------------- node network
+
+
+def ip(*args: str, check: bool = True) -> str:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if check and result.returncode != 0:
+        raise RigError(f"ip {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def create_bridge() -> tuple[str, str, int]:
+    """The node network: a bridge whose first address is the node IP; pods join it, services listen on it."""
+    routes = ip("route")
+    used = {line.split()[0] for line in routes.splitlines() if line and line[0].isdigit()}
+    for _ in range(50):
+        octet = secrets.randbelow(50) + 200
+        cidr = f"10.{octet}.0.0/16"
+        if cidr not in used:
+            break
+    else:
+        raise RigError("no free 10.x.0.0/16 range for the node network")
+    bridge = f"dmr{secrets.token_hex(3)}"
+    node_ip = f"10.{octet}.0.1"
+    ip("link", "add", bridge, "type", "bridge")
+    ip("addr", "add", f"{node_ip}/16", "dev", bridge)
+    ip("link", "set", bridge, "up")
+    return bridge, node_ip, 16
+
+
+def delete_network(bridge: str) -> None:
+    """Kills whatever still runs in this rig's pod namespaces, then removes them and the bridge."""
+    for line in ip("netns", "list", check=False).splitlines():
+        netns = line.split()[0] if line.strip() else ""
+        if netns.startswith(f"{bridge}-"):
+            for pid in ip("netns", "pids", netns, check=False).split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            ip("netns", "del", netns, check=False)
+    ip("link", "del", bridge, check=False)
 
 
 class RigError(Exception):
@@ -74,6 +116,9 @@ class Component:
 @dataclass
 class Rig:
     state: Path
+    bridge: str
+    node_ip: str
+    prefix: int
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
 
@@ -107,7 +152,9 @@ class Rig:
         raise RigError(f"{component.name} was not ready within {READY_TIMEOUT:.0f}s")
 
     def save_pids(self) -> None:
-        PIDS_FILE.write_text(json.dumps({"state": str(self.state), "pids": self.pids}, indent=2))
+        PIDS_FILE.write_text(
+            json.dumps({"state": str(self.state), "bridge": self.bridge, "pids": self.pids}, indent=2)
+        )
 
     def tail(self, name: str, lines: int = 40) -> str:
         path = self.log(name)
@@ -123,7 +170,7 @@ def openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def make_pki(pki: Path) -> None:
+def make_pki(pki: Path, node_ip: str) -> None:
     pki.mkdir(parents=True)
     openssl(
         "req",
@@ -181,13 +228,14 @@ def make_pki(pki: Path) -> None:
     cert(
         "apiserver",
         "/CN=kube-apiserver",
-        "IP:127.0.0.1,IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+        f"IP:127.0.0.1,IP:{node_ip},IP:10.96.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
         "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local",
     )
     cert("admin", "/O=system:masters/CN=rig-admin")
     cert("controller-manager", "/CN=system:kube-controller-manager")
     cert("scheduler", "/CN=system:kube-scheduler")
-    cert("procnode", f"/O=system:masters/CN=system:node:{NODE_NAME}")
+    # the process node's client identity, and its kubelet API's serving certificate
+    cert("procnode", f"/O=system:masters/CN=system:node:{NODE_NAME}", f"IP:{node_ip},DNS:{NODE_NAME}")
     openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
     openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
 
@@ -224,17 +272,10 @@ def http_ok(url: str, context: ssl.SSLContext | None = None, expect: bytes | Non
         return resp.status == 200 and (expect is None or body.strip() == expect)
 
 
-def tcp_ok(port: int) -> bool:
-    with socket.create_connection(("127.0.0.1", port), timeout=1):
-        return True
-
-
-def mysql_ok(port: int) -> bool:
+def mysql_ok(host: str, port: int) -> bool:
     import pymysql
 
-    conn = pymysql.connect(
-        host="127.0.0.1", port=port, user="root", password=MYSQL_ROOT_PASSWORD, connect_timeout=2
-    )
+    conn = pymysql.connect(host=host, port=port, user="root", password=MYSQL_ROOT_PASSWORD, connect_timeout=2)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT 1")
@@ -243,12 +284,10 @@ def mysql_ok(port: int) -> bool:
         conn.close()
 
 
-def mongo_ok(port: int) -> bool:
+def mongo_ok(host: str, port: int) -> bool:
     from pymongo import MongoClient
 
-    client: MongoClient[dict[str, object]] = MongoClient(
-        port=port, host="127.0.0.1", serverSelectionTimeoutMS=2000
-    )
+    client: MongoClient[dict[str, object]] = MongoClient(port=port, host=host, serverSelectionTimeoutMS=2000)
     try:
         return client.admin.command("ping").get("ok") == 1.0
     finally:
@@ -259,9 +298,9 @@ def mongo_ok(port: int) -> bool:
 
 
 def services(rig: Rig) -> list[Component]:
-    s, p = rig.state, rig.ports
+    s, p, host = rig.state, rig.ports, rig.node_ip
     for name in ("mysql", "mongodb", "nats", "nats_monitor"):
-        p[name] = free_port()
+        p[name] = free_port(host)
 
     def init_mariadb() -> None:
         (s / "mysql").mkdir()
@@ -278,8 +317,8 @@ def services(rig: Rig) -> list[Component]:
         )
         (s / "mysql-init.sql").write_text(
             f"ALTER USER 'root'@'localhost' IDENTIFIED BY '{MYSQL_ROOT_PASSWORD}';\n"
-            f"CREATE OR REPLACE USER 'root'@'127.0.0.1' IDENTIFIED BY '{MYSQL_ROOT_PASSWORD}';\n"
-            "GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;\n"
+            f"CREATE OR REPLACE USER 'root'@'%' IDENTIFIED BY '{MYSQL_ROOT_PASSWORD}';\n"
+            "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION;\n"
         )
 
     mariadbd = shutil.which("mariadbd") or "/usr/sbin/mariadbd"
@@ -291,7 +330,7 @@ def services(rig: Rig) -> list[Component]:
                 "--no-defaults",
                 f"--datadir={s / 'mysql'}",
                 "--user=root",
-                "--bind-address=127.0.0.1",
+                f"--bind-address={host}",
                 f"--port={p['mysql']}",
                 f"--socket={s / 'mysql.sock'}",
                 f"--pid-file={s / 'mysql.pid'}",
@@ -302,17 +341,17 @@ def services(rig: Rig) -> list[Component]:
                 "--max-connections=500",
                 "--skip-name-resolve",
             ],
-            lambda: mysql_ok(p["mysql"]),
+            lambda: mysql_ok(host, p["mysql"]),
             prepare=init_mariadb,
         ),
         Component(
             "ferretdb",
             [
                 str(binary("ferretdb", "FERRETDB_VERSION", "ferretdb")),
-                f"-listen-addr=127.0.0.1:{p['mongodb']}",
+                f"-listen-addr={host}:{p['mongodb']}",
                 f"-sqlite-url=file:{s / 'ferretdb'}/",
             ],
-            lambda: mongo_ok(p["mongodb"]),
+            lambda: mongo_ok(host, p["mongodb"]),
             prepare=lambda: (s / "ferretdb").mkdir(),
         ),
         Component(
@@ -320,7 +359,7 @@ def services(rig: Rig) -> list[Component]:
             [
                 str(binary("nats-server", "NATS_SERVER_VERSION", "nats-server")),
                 "-a",
-                "127.0.0.1",
+                host,
                 "-p",
                 str(p["nats"]),
                 "-m",
@@ -329,7 +368,7 @@ def services(rig: Rig) -> list[Component]:
                 "-sd",
                 str(s / "nats"),
             ],
-            lambda: http_ok(f"http://127.0.0.1:{p['nats_monitor']}/healthz"),
+            lambda: http_ok(f"http://{host}:{p['nats_monitor']}/healthz"),
         ),
     ]
 
@@ -337,10 +376,11 @@ def services(rig: Rig) -> list[Component]:
 def control_plane(rig: Rig) -> list[Component]:
     s, p = rig.state, rig.ports
     pki = s / "pki"
-    for name in ("etcd", "etcd_peer", "apiserver", "controller_manager", "scheduler"):
+    for name in ("etcd", "etcd_peer", "controller_manager", "scheduler"):
         p[name] = free_port()
-    server = f"https://127.0.0.1:{p['apiserver']}"
-    make_pki(pki)
+    p["apiserver"] = free_port(rig.node_ip)
+    server = f"https://{rig.node_ip}:{p['apiserver']}"
+    make_pki(pki, rig.node_ip)
     for user in ("admin", "controller-manager", "scheduler", "procnode"):
         kubeconfig(s / f"{user}.kubeconfig", server, pki, user)
     tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
@@ -380,11 +420,11 @@ def control_plane(rig: Rig) -> list[Component]:
             [
                 str(kube / "kube-apiserver"),
                 f"--etcd-servers=http://127.0.0.1:{p['etcd']}",
-                "--bind-address=127.0.0.1",
+                f"--bind-address={rig.node_ip}",
                 f"--secure-port={p['apiserver']}",
-                "--advertise-address=127.0.0.1",
-                # the `kubernetes` Service cannot point at a loopback address; nothing here needs it
-                "--endpoint-reconciler-type=none",
+                f"--advertise-address={rig.node_ip}",
+                # `kubectl logs` reaches the process node's kubelet API at its bridge address
+                "--kubelet-preferred-address-types=InternalIP",
                 f"--tls-cert-file={pki / 'apiserver.crt'}",
                 f"--tls-private-key-file={pki / 'apiserver.key'}",
                 f"--client-ca-file={pki / 'ca.crt'}",
@@ -435,28 +475,33 @@ def control_plane(rig: Rig) -> list[Component]:
 
 
 def process_node(rig: Rig) -> list[Component]:
-    s = rig.state
-    p = rig.ports
+    s, p, pki = rig.state, rig.ports, rig.state / "pki"
     p["procnode"] = free_port()
+    p["kubelet"] = free_port(rig.node_ip)
     return [
         Component(
             "procnode",
             [
-                sys.executable,
-                str(REPO / "tests" / "rig" / "procnode.py"),
-                "--name",
-                NODE_NAME,
-                "--kubeconfig",
-                str(s / "procnode.kubeconfig"),
-                "--root",
-                str(s / "pods"),
-                "--health-port",
-                str(p["procnode"]),
+                sys.executable, "-m", "procnode",
+                "--name", NODE_NAME,
+                "--kubeconfig", str(s / "procnode.kubeconfig"),
+                "--root", str(s / "pods"),
+                "--bridge", rig.bridge,
+                "--cidr", f"{rig.node_ip}/{rig.prefix}",
+                "--apiserver-port", str(p["apiserver"]),
+                "--kubelet-port", str(p["kubelet"]),
+                "--health-port", str(p["procnode"]),
+                "--tls-cert", str(pki / "procnode.crt"),
+                "--tls-key", str(pki / "procnode.key"),
             ],
             lambda: http_ok(f"http://127.0.0.1:{p['procnode']}/healthz"),
-            env={"PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}"},
+            # the project's environment first on PATH, so `datamanager ...` runs in pods
+            env={
+                "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+                "PYTHONPATH": str(REPO / "tests" / "rig"),
+            },
         ),
-    ]
+    ]  # fmt: skip
 
 
 # ---------------------------------------------------------------- commands
@@ -468,8 +513,7 @@ def running() -> dict[str, object] | None:
     recorded: dict[str, object] = json.loads(PIDS_FILE.read_text())
     pids = recorded.get("pids", {})
     assert isinstance(pids, dict)
-    alive = {name: pid for name, pid in pids.items() if pid_alive(pid)}
-    return recorded if alive else None
+    return recorded if any(pid_alive(pid) for pid in pids.values()) else None
 
 
 def pid_alive(pid: int) -> bool:
@@ -484,10 +528,12 @@ def write_env(rig: Rig, with_cluster: bool) -> None:
     p = rig.ports
     lines = {
         "RIG_STATE_DIR": str(rig.state),
-        "RIG_MYSQL_DSN": f"mysql://root:{MYSQL_ROOT_PASSWORD}@127.0.0.1:{p['mysql']}/",
-        "RIG_MONGODB_URI": f"mongodb://127.0.0.1:{p['mongodb']}/",
-        "RIG_NATS_URL": f"nats://127.0.0.1:{p['nats']}",
-        "RIG_NATS_MONITOR_URL": f"http://127.0.0.1:{p['nats_monitor']}",
+        # one address for the host and for pods: the node IP on the rig's bridge
+        "RIG_NODE_IP": rig.node_ip,
+        "RIG_MYSQL_DSN": f"mysql://root:{MYSQL_ROOT_PASSWORD}@{rig.node_ip}:{p['mysql']}/",
+        "RIG_MONGODB_URI": f"mongodb://{rig.node_ip}:{p['mongodb']}/",
+        "RIG_NATS_URL": f"nats://{rig.node_ip}:{p['nats']}",
+        "RIG_NATS_MONITOR_URL": f"http://{rig.node_ip}:{p['nats_monitor']}",
     }
     path = [
         str(CACHE / f"nats-server-{versions()['NATS_SERVER_VERSION']}" / "bin"),
@@ -508,8 +554,16 @@ def up(with_cluster: bool) -> int:
         print(f"rig: already running (state {current['state']}); `make rig-down` stops it")
         return 0
     RIG_DIR.mkdir(exist_ok=True)
-    rig = Rig(state=Path(tempfile.mkdtemp(prefix="datamanager-rig-")))
+    try:
+        bridge, node_ip, prefix = create_bridge()
+    except RigError as exc:
+        print(
+            f"rig: FAILED: cannot create the node network (needs root and iproute2): {exc}", file=sys.stderr
+        )
+        return 1
+    rig = Rig(Path(tempfile.mkdtemp(prefix="datamanager-rig-")), bridge, node_ip, prefix)
     (rig.state / "logs").mkdir()
+    rig.save_pids()
     components = services(rig)
     if with_cluster:
         components += control_plane(rig) + process_node(rig)
@@ -538,6 +592,8 @@ def down() -> int:
     # reverse start order: the node stops its pods before the control plane goes away
     for name, pid in reversed(list(pids.items())):
         stop_group(name, pid)
+    if recorded.get("bridge"):
+        delete_network(recorded["bridge"])
     state = Path(recorded["state"])
     if state.name.startswith("datamanager-rig-"):
         shutil.rmtree(state, ignore_errors=True)
