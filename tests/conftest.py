@@ -9,14 +9,23 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pymysql
 import pytest
+from lightkube import Client, KubeConfig
+from lightkube.core.exceptions import ApiError
+from lightkube.models.authentication_v1 import TokenRequestSpec
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Namespace, ServiceAccount
 from pymongo import AsyncMongoClient
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "integration", "e2e", "kind")
@@ -102,3 +111,82 @@ def nats_url(rig_env: dict[str, str]) -> str:
 def nats_subject() -> str:
     """A subject no other test publishes on."""
     return f"test.{uuid.uuid4().hex}"
+
+
+# ---------------------------------------------------------------- control plane
+
+
+@pytest.fixture(scope="session")
+def kubeconfig_path(rig_env: dict[str, str]) -> Path:
+    if "KUBECONFIG" not in rig_env:
+        pytest.fail(
+            "the rig runs without a control plane: restart it with `make rig-up` (not --services-only)"
+        )
+    return Path(rig_env["KUBECONFIG"])
+
+
+@pytest.fixture(scope="session")
+def kube(kubeconfig_path: Path) -> Iterator[Client]:
+    """A client with cluster-admin rights (the rig's client-certificate admin user)."""
+    client = Client(KubeConfig.from_file(kubeconfig_path), field_manager="tests")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def namespace(kube: Client) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (its pods are stopped by the process node)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    kube.create(Namespace(metadata=ObjectMeta(name=name, labels={"datamanager.io/test": "true"})))
+    wait_for(lambda: _has_default_service_account(kube, name), timeout=30, what="default ServiceAccount")
+    yield name
+    kube.delete(Namespace, name)
+
+
+def _has_default_service_account(kube: Client, namespace: str) -> bool:
+    try:
+        kube.get(ServiceAccount, "default", namespace=namespace)
+    except ApiError:
+        return False
+    return True
+
+
+@pytest.fixture
+def as_service_account(kube: Client, kubeconfig_path: Path) -> Iterator[Callable[[str, str], Client]]:
+    """Factory: a client authenticated with a real bound token of the given ServiceAccount (TokenRequest)."""
+    clients: list[Client] = []
+    admin = KubeConfig.from_file(kubeconfig_path).get()
+
+    def make(namespace: str, name: str) -> Client:
+        request = ServiceAccount.Token(
+            metadata=ObjectMeta(name=name), spec=TokenRequestSpec(audiences=[], expirationSeconds=3600)
+        )
+        token = kube.create(request, name, namespace=namespace).status.token
+        config = KubeConfig.from_dict({
+            "clusters": [{"name": "rig", "cluster": {
+                "server": admin.cluster.server, "certificate-authority": str(admin.cluster.certificate_auth)}}],
+            "users": [{"name": name, "user": {"token": token}}],
+            "contexts": [{"name": "sa", "context": {"cluster": "rig", "user": name, "namespace": namespace}}],
+            "current-context": "sa",
+        })  # fmt: skip
+        client = Client(config)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+def wait_for(
+    predicate: Callable[[], T | None | bool], timeout: float, what: str, interval: float = 0.25
+) -> T:
+    """Polls until ``predicate`` returns something truthy; fails with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
