@@ -162,13 +162,24 @@ def as_service_account(kube: Client, kubeconfig_path: Path) -> Iterator[Callable
             metadata=ObjectMeta(name=name), spec=TokenRequestSpec(audiences=[], expirationSeconds=3600)
         )
         token = kube.create(request, name, namespace=namespace).status.token
-        config = KubeConfig.from_dict({
-            "clusters": [{"name": "rig", "cluster": {
-                "server": admin.cluster.server, "certificate-authority": str(admin.cluster.certificate_auth)}}],
-            "users": [{"name": name, "user": {"token": token}}],
-            "contexts": [{"name": "sa", "context": {"cluster": "rig", "user": name, "namespace": namespace}}],
-            "current-context": "sa",
-        })  # fmt: skip
+        config = KubeConfig.from_dict(
+            {
+                "clusters": [
+                    {
+                        "name": "rig",
+                        "cluster": {
+                            "server": admin.cluster.server,
+                            "certificate-authority": str(admin.cluster.certificate_auth),
+                        },
+                    }
+                ],
+                "users": [{"name": name, "user": {"token": token}}],
+                "contexts": [
+                    {"name": "sa", "context": {"cluster": "rig", "user": name, "namespace": namespace}}
+                ],
+                "current-context": "sa",
+            }
+        )
         client = Client(config)
         clients.append(client)
         return client
@@ -179,7 +190,7 @@ def as_service_account(kube: Client, kubeconfig_path: Path) -> Iterator[Callable
 
 
 def wait_for(
-    predicate: Callable[[], T | None | bool], timeout: float, what: str, interval: float = 0.25
+    predicate: Callable[[], T | bool | None], timeout: float, what: str, interval: float = 0.25
 ) -> T:
     """Polls until ``predicate`` returns something truthy; fails with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

@@ -21,8 +21,12 @@ Obj = dict[str, Any]
 
 
 def job(name: str, command: str, **spec: Any) -> Job:
-    template: Obj = {"spec": {"restartPolicy": "Never", "containers": [
-        {"name": "main", "image": "busybox", "command": ["sh", "-c", command]}]}}  # fmt: skip
+    template: Obj = {
+        "spec": {
+            "restartPolicy": "Never",
+            "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", command]}],
+        }
+    }
     return Job.from_dict(
         {"metadata": {"name": name}, "spec": {"backoffLimit": 0, "template": template, **spec}}
     )
@@ -49,18 +53,23 @@ def test_a_job_whose_container_exits_0_completes_with_its_termination_message(
 ) -> None:
     kube.create(job("ok", "echo starting; printf 'all good' > /dev/termination-log"), namespace=namespace)
     assert wait_for(lambda: job_condition(kube, namespace, "ok"), 60, "job ok") == {
-        "type": "Complete", "reason": "CompletionsReached"}  # fmt: skip
+        "type": "Complete",
+        "reason": "CompletionsReached",
+    }
     (pod,) = pods_of(kube, namespace, "ok")
     terminated = pod.status.containerStatuses[0].state.terminated
     assert (terminated.exitCode, terminated.reason, terminated.message) == (0, "Completed", "all good")
     assert pod.status.phase == "Succeeded"
-    assert pod.status.podIP and pod.status.podIP != pod.status.hostIP
+    assert pod.status.podIP
+    assert pod.status.podIP != pod.status.hostIP
 
 
 def test_backoff_limit_ends_failed_after_three_pods(kube: Client, namespace: str) -> None:
     kube.create(job("three", "exit 3", backoffLimit=2), namespace=namespace)
     assert wait_for(lambda: job_condition(kube, namespace, "three"), 120, "job three") == {
-        "type": "Failed", "reason": "BackoffLimitExceeded"}  # fmt: skip
+        "type": "Failed",
+        "reason": "BackoffLimitExceeded",
+    }
     pods = pods_of(kube, namespace, "three")
     assert len(pods) == 3
     assert {p.status.containerStatuses[0].state.terminated.exitCode for p in pods} == {3}
@@ -70,7 +79,9 @@ def test_pod_failure_policy_on_exit_code_2_fails_the_job_at_once(kube: Client, n
     policy = {"rules": [{"action": "FailJob", "onExitCodes": {"operator": "In", "values": [2]}}]}
     kube.create(job("permanent", "exit 2", backoffLimit=5, podFailurePolicy=policy), namespace=namespace)
     assert wait_for(lambda: job_condition(kube, namespace, "permanent"), 60, "job permanent") == {
-        "type": "Failed", "reason": "PodFailurePolicy"}  # fmt: skip
+        "type": "Failed",
+        "reason": "PodFailurePolicy",
+    }
     assert len(pods_of(kube, namespace, "permanent")) == 1
 
 
@@ -82,16 +93,23 @@ def test_active_deadline_kills_a_sleeping_pod(kube: Client, namespace: str) -> N
     )
     wait_for(lambda: marker_processes(marker), 30, "the sleeping process to start")
     assert wait_for(lambda: job_condition(kube, namespace, "slow"), 60, "job slow") == {
-        "type": "Failed", "reason": "DeadlineExceeded"}  # fmt: skip
+        "type": "Failed",
+        "reason": "DeadlineExceeded",
+    }
     wait_for(lambda: not marker_processes(marker), 45, "the process to end with its pod")
 
 
 def test_indexed_job_runs_each_index_with_its_completion_index(kube: Client, namespace: str) -> None:
     kube.create(
-        job("indexed", 'printf "index=$JOB_COMPLETION_INDEX" > /dev/termination-log',
-            completions=3, parallelism=3, completionMode="Indexed"),
+        job(
+            "indexed",
+            'printf "index=$JOB_COMPLETION_INDEX" > /dev/termination-log',
+            completions=3,
+            parallelism=3,
+            completionMode="Indexed",
+        ),
         namespace=namespace,
-    )  # fmt: skip
+    )
     assert (
         wait_for(lambda: job_condition(kube, namespace, "indexed"), 60, "job indexed")["type"] == "Complete"
     )
@@ -114,8 +132,10 @@ def test_secret_and_configmap_env_and_volumes_resolve(kube: Client, namespace: s
     kube.create(
         Secret(metadata=ObjectMeta(name="creds"), stringData={"dsn": "mysql://u:p@h/db"}), namespace=namespace
     )
-    kube.create(ConfigMap(metadata=ObjectMeta(name="cfg"), data={"mode": "fast", "conf.yaml": "a: 1\n"}),
-                namespace=namespace)  # fmt: skip
+    kube.create(
+        ConfigMap(metadata=ObjectMeta(name="cfg"), data={"mode": "fast", "conf.yaml": "a: 1\n"}),
+        namespace=namespace,
+    )
     check = (
         'set -x; test "$DSN" = mysql://u:p@h/db && test "$MODE" = fast && test "$CFG_mode" = fast '
         '&& test "$POD_NAME" = "$(hostname)" && test "$MEM_MI" = 64 '
@@ -152,9 +172,12 @@ def test_secret_and_configmap_env_and_volumes_resolve(kube: Client, namespace: s
     pod_spec["volumes"] = [
         {"name": "creds", "secret": {"secretName": "creds"}},
         {"name": "cfg", "configMap": {"name": "cfg"}},
-        {"name": "podinfo", "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]}},
+        {
+            "name": "podinfo",
+            "downwardAPI": {"items": [{"path": "labels", "fieldRef": {"fieldPath": "metadata.labels"}}]},
+        },
         {"name": "scratch", "emptyDir": {}},
-    ]  # fmt: skip
+    ]
     kube.create(Job.from_dict(manifest), namespace=namespace)
     outcome = wait_for(lambda: job_condition(kube, namespace, "env"), 60, "job env")
     (pod,) = pods_of(kube, namespace, "env")
@@ -164,7 +187,8 @@ def test_secret_and_configmap_env_and_volumes_resolve(kube: Client, namespace: s
 def test_a_missing_secret_shows_create_container_config_error(kube: Client, namespace: str) -> None:
     manifest = job("nosecret", "true").to_dict()
     manifest["spec"]["template"]["spec"]["containers"][0]["env"] = [
-        {"name": "DSN", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "dsn"}}}]  # fmt: skip
+        {"name": "DSN", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "dsn"}}}
+    ]
     kube.create(Job.from_dict(manifest), namespace=namespace)
 
     def waiting_reason() -> Obj | None:
@@ -175,7 +199,9 @@ def test_a_missing_secret_shows_create_container_config_error(kube: Client, name
         return None
 
     assert wait_for(waiting_reason, 30, "CreateContainerConfigError") == {
-        "reason": "CreateContainerConfigError", "message": 'secret "absent" not found'}  # fmt: skip
+        "reason": "CreateContainerConfigError",
+        "message": 'secret "absent" not found',
+    }
     kube.create(Secret(metadata=ObjectMeta(name="absent"), stringData={"dsn": "x"}), namespace=namespace)
     assert wait_for(
         lambda: job_condition(kube, namespace, "nosecret"), 60, "the job to run once the Secret exists"
@@ -196,11 +222,19 @@ def test_deployment_with_readiness_probe_becomes_available_and_replaces_a_delete
         "livenessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 2},
     }
     labels = {"app": "web"}
-    kube.create(Deployment.from_dict({
-        "metadata": {"name": "web"},
-        "spec": {"replicas": 2, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
-    }), namespace=namespace)  # fmt: skip
+    kube.create(
+        Deployment.from_dict(
+            {
+                "metadata": {"name": "web"},
+                "spec": {
+                    "replicas": 2,
+                    "selector": {"matchLabels": labels},
+                    "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+                },
+            }
+        ),
+        namespace=namespace,
+    )
 
     def available() -> bool:
         status = kube.get(Deployment, "web", namespace=namespace).status
@@ -230,8 +264,10 @@ def test_kubectl_logs_reads_a_pods_output(kube: Client, namespace: str, rig_env:
     out = subprocess.run(
         ["kubectl", "logs", "-n", namespace, "job/talker", "--tail=1"],
         env={"KUBECONFIG": rig_env["KUBECONFIG"], "PATH": _kube_path(rig_env)},
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert out.stdout == "line-two\n"
 
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 from lightkube import Client
 from lightkube.core.exceptions import ApiError
-from lightkube.types import PatchType
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.models.rbac_v1 import PolicyRule, RoleRef, Subject
@@ -16,6 +15,7 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import ConfigMap, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import Role, RoleBinding
+from lightkube.types import PatchType
 
 from tests.conftest import wait_for
 
@@ -27,16 +27,29 @@ WIDGET_CRD = {
         "group": "smoke.datamanager.io",
         "scope": "Namespaced",
         "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                "spec": {"type": "object", "required": ["size"], "properties": {
-                    "size": {"type": "integer", "minimum": 1, "maximum": 10}}},
-                "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
-            }}},
-        }],
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {"size": {"type": "integer", "minimum": 1, "maximum": 10}},
+                            },
+                            "status": {"type": "object", "properties": {"phase": {"type": "string"}}},
+                        },
+                    }
+                },
+            }
+        ],
     },
-}  # fmt: skip
+}
 Widget = create_namespaced_resource("smoke.datamanager.io", "v1", "Widget", "widgets")
 
 
@@ -69,9 +82,12 @@ def test_crd_schema_rejects_invalid_objects_and_status_patch_leaves_spec(
 
     kube.create(Widget(metadata=ObjectMeta(name="good"), spec={"size": 3}), namespace=namespace)
     kube.patch(
-        Widget.Status, "good", {"spec": {"size": 7}, "status": {"phase": "Done"}},
-        namespace=namespace, patch_type=PatchType.MERGE,
-    )  # fmt: skip
+        Widget.Status,
+        "good",
+        {"spec": {"size": 7}, "status": {"phase": "Done"}},
+        namespace=namespace,
+        patch_type=PatchType.MERGE,
+    )
     widget = kube.get(Widget, "good", namespace=namespace)
     assert widget.status == {"phase": "Done"}
     assert widget.spec == {"size": 3}, "the status subresource must ignore spec changes"
@@ -82,13 +98,21 @@ def test_rbac_denies_a_bare_service_account_and_allows_one_with_a_role(
 ) -> None:
     for name in ("bare", "reader"):
         kube.create(ServiceAccount(metadata=ObjectMeta(name=name)), namespace=namespace)
-    kube.create(Role(metadata=ObjectMeta(name="cm-reader"),
-                     rules=[PolicyRule(apiGroups=[""], resources=["configmaps"], verbs=["get", "list"])]),
-                namespace=namespace)  # fmt: skip
-    kube.create(RoleBinding(metadata=ObjectMeta(name="reader"),
-                            roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="Role", name="cm-reader"),
-                            subjects=[Subject(kind="ServiceAccount", name="reader", namespace=namespace)]),
-                namespace=namespace)  # fmt: skip
+    kube.create(
+        Role(
+            metadata=ObjectMeta(name="cm-reader"),
+            rules=[PolicyRule(apiGroups=[""], resources=["configmaps"], verbs=["get", "list"])],
+        ),
+        namespace=namespace,
+    )
+    kube.create(
+        RoleBinding(
+            metadata=ObjectMeta(name="reader"),
+            roleRef=RoleRef(apiGroup="rbac.authorization.k8s.io", kind="Role", name="cm-reader"),
+            subjects=[Subject(kind="ServiceAccount", name="reader", namespace=namespace)],
+        ),
+        namespace=namespace,
+    )
 
     with pytest.raises(ApiError) as denied:
         list(as_service_account(namespace, "bare").list(ConfigMap, namespace=namespace))

@@ -482,17 +482,29 @@ def process_node(rig: Rig) -> list[Component]:
         Component(
             "procnode",
             [
-                sys.executable, "-m", "procnode",
-                "--name", NODE_NAME,
-                "--kubeconfig", str(s / "procnode.kubeconfig"),
-                "--root", str(s / "pods"),
-                "--bridge", rig.bridge,
-                "--cidr", f"{rig.node_ip}/{rig.prefix}",
-                "--apiserver-port", str(p["apiserver"]),
-                "--kubelet-port", str(p["kubelet"]),
-                "--health-port", str(p["procnode"]),
-                "--tls-cert", str(pki / "procnode.crt"),
-                "--tls-key", str(pki / "procnode.key"),
+                sys.executable,
+                "-m",
+                "procnode",
+                "--name",
+                NODE_NAME,
+                "--kubeconfig",
+                str(s / "procnode.kubeconfig"),
+                "--root",
+                str(s / "pods"),
+                "--bridge",
+                rig.bridge,
+                "--cidr",
+                f"{rig.node_ip}/{rig.prefix}",
+                "--apiserver-port",
+                str(p["apiserver"]),
+                "--kubelet-port",
+                str(p["kubelet"]),
+                "--health-port",
+                str(p["procnode"]),
+                "--tls-cert",
+                str(pki / "procnode.crt"),
+                "--tls-key",
+                str(pki / "procnode.key"),
             ],
             lambda: http_ok(f"http://127.0.0.1:{p['procnode']}/healthz"),
             # the project's environment first on PATH, so `datamanager ...` runs in pods
@@ -501,7 +513,7 @@ def process_node(rig: Rig) -> list[Component]:
                 "PYTHONPATH": str(REPO / "tests" / "rig"),
             },
         ),
-    ]  # fmt: skip
+    ]
 
 
 # ---------------------------------------------------------------- commands
