@@ -30,6 +30,8 @@ class FamilyWindows(ApiModel):
 
 
 class AnalyticsJobSpec(RunSpecBase):
+    """What to analyse (symbols x intervals over a window), which metric families, and when to run."""
+
     families: list[MetricFamily] = Field(
         default_factory=lambda: list(MetricFamily),
         min_length=1,

@@ -62,7 +62,11 @@ def parse_duration(text: str) -> timedelta:
 Symbol = Annotated[str, Field(pattern=r"^[A-Z0-9]{2,20}$", description="Upper-case symbol, e.g. BTCUSDT.")]
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_PATTERN, description="A duration: a positive integer and m, h, d or w, e.g. 24h."),
+    Field(
+        pattern=DURATION_PATTERN,
+        max_length=12,
+        description="A duration: a positive integer and m, h, d or w, e.g. 24h.",
+    ),
 ]
 
 
@@ -144,9 +148,13 @@ class ScheduleSpec(ApiModel):
     """Fields shared by both kinds that say when runs happen."""
 
     schedule: str | None = Field(
-        default=None, description="Cron expression (5 fields); without it the resource runs on changes only."
+        default=None,
+        max_length=100,
+        description="Cron expression (5 fields); without it the resource runs on changes only.",
     )
-    time_zone: str = Field(default="UTC", description="IANA time zone of the schedule, e.g. Europe/Lisbon.")
+    time_zone: str = Field(
+        default="UTC", max_length=64, description="IANA time zone of the schedule, e.g. Europe/Lisbon."
+    )
     starting_deadline_seconds: int = Field(
         default=300,
         ge=1,

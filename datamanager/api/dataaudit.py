@@ -38,6 +38,8 @@ class SpikeSettings(ApiModel):
 
 
 class DataAuditSpec(RunSpecBase):
+    """What to audit (symbols x intervals over a window), which checks, health thresholds and when to run."""
+
     checks: list[AuditCheck] = Field(
         default_factory=lambda: list(AuditCheck), min_length=1, description="Checks to run (all by default)."
     )

@@ -1,0 +1,255 @@
+"""Generates the CustomResourceDefinitions from the API models: ``python -m datamanager.api.crd crds/``.
+
+Pydantic's JSON schema becomes a structural OpenAPI v3 schema (no $ref, no anyOf-with-null, no titles),
+with defaults the API server applies, and the cross-field rules that JSON schema cannot express as CEL
+``x-kubernetes-validations`` with messages a user understands. A test regenerates and compares.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+from zoneinfo import available_timezones
+
+import yaml
+from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
+from pydantic_core import core_schema
+
+from datamanager.api.analyticsjob import AnalyticsJobSpec
+from datamanager.api.common import _DURATION_UNITS, GROUP, VERSION, Interval
+from datamanager.api.dataaudit import DataAuditSpec
+from datamanager.api.status import ResourceStatus
+
+Schema = dict[str, Any]
+CATEGORY = "datamanager"
+
+
+class _WithFactoryDefaults(GenerateJsonSchema):
+    """Emits defaults that come from ``default_factory`` too, so the API server fills whole objects in."""
+
+    def default_schema(self, schema: core_schema.WithDefaultSchema) -> JsonSchemaValue:
+        factory = schema.get("default_factory")
+        if factory is not None and not schema.get("default_factory_takes_data"):
+            value = factory()  # type: ignore[call-arg]
+            if isinstance(value, BaseModel):
+                value = value.model_dump(mode="json", by_alias=True, exclude_none=True)
+            elif isinstance(value, list):
+                value = [v.value if hasattr(v, "value") else v for v in value]
+            schema = {**schema, "default": value}
+        return super().default_schema(schema)
+
+
+def _structural(node: Any, defs: Schema) -> Any:
+    """JSON schema -> Kubernetes structural schema."""
+    if isinstance(node, list):
+        return [_structural(n, defs) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        target = defs[node["$ref"].rsplit("/", 1)[-1]]
+        merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
+        return _structural(merged, defs)
+    if "anyOf" in node:
+        options = [o for o in node["anyOf"] if o.get("type") != "null"]
+        if len(options) == 1 and len(options) < len(node["anyOf"]):
+            rest = {k: v for k, v in node.items() if k != "anyOf"}
+            if rest.get("default", 0) is None:
+                rest.pop("default")
+            return _structural({**options[0], **rest, "nullable": True}, defs)
+    out: Schema = {}
+    for key, value in node.items():
+        if key in ("title", "$defs"):
+            continue
+        if key == "const":
+            out["enum"] = [value]
+        elif key in ("exclusiveMinimum", "exclusiveMaximum"):  # OpenAPI v3.0: a flag on minimum/maximum
+            out[key.replace("exclusiveM", "m")] = value
+            out[key] = True
+        elif key == "properties":
+            out[key] = {name: _structural(prop, defs) for name, prop in value.items()}
+        elif key == "additionalProperties":
+            if value is True or value == {}:
+                out["x-kubernetes-preserve-unknown-fields"] = True
+            elif value is not False:
+                out[key] = _structural(value, defs)
+        else:
+            out[key] = _structural(value, defs)
+    if out.get("type") == "object" and "properties" not in out and "additionalProperties" not in out:
+        out["x-kubernetes-preserve-unknown-fields"] = True
+    return out
+
+
+def openapi_schema(model: type[BaseModel]) -> Schema:
+    raw = model.model_json_schema(by_alias=True, schema_generator=_WithFactoryDefaults)
+    schema: Schema = _structural(raw, raw.get("$defs", {}))
+    return schema
+
+
+# ---------------------------------------------------------------- CEL rules
+
+_INTERVAL_SECONDS = "{" + ", ".join(f"'{i.value}': {i.seconds}" for i in Interval) + "}"
+_UNIT_SECONDS = "{" + ", ".join(f"'{u}': {s}" for u, s in _DURATION_UNITS.items()) + "}"
+_WINDOW_SECONDS = f"int(self.window.substring(0, size(self.window) - 1)) * {_UNIT_SECONDS}[self.window.substring(size(self.window) - 1)]"
+# One cron field: *, numbers, names, ranges, steps and lists (what croniter accepts for 5-field expressions).
+_CRON_FIELD = r"(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*"
+_CRON = rf"^{_CRON_FIELD}( +{_CRON_FIELD}){{4}}$|^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$"
+
+
+def _zones_rule() -> Schema:
+    zones = sorted(z for z in available_timezones() if "/" in z or z == "UTC")
+    listing = ", ".join(f"'{z}'" for z in zones)
+    return {
+        "rule": f"self in [{listing}]",
+        "message": "timeZone must be an IANA time zone name such as UTC, Europe/Lisbon or America/New_York",
+        "reason": "FieldValueInvalid",
+    }
+
+
+def _spec_rules() -> list[Schema]:
+    return [
+        {
+            "rule": f"self.intervals.all(i, {_WINDOW_SECONDS} > {_INTERVAL_SECONDS}[i])",
+            "message": "window must be longer than every interval (e.g. window 24h with interval 1h)",
+            "fieldPath": ".window",
+            "reason": "FieldValueInvalid",
+        },
+        {
+            "rule": "!has(self.job) || !has(self.job.parallelism) || self.job.parallelism <= size(self.symbols)",
+            "message": "job.parallelism cannot exceed the number of symbols (each shard takes at least one)",
+            "fieldPath": ".job.parallelism",
+            "reason": "FieldValueInvalid",
+        },
+    ]
+
+
+def _decorate_spec(spec: Schema, extra_rules: list[Schema]) -> Schema:
+    props = spec["properties"]
+    props["schedule"]["x-kubernetes-validations"] = [
+        {
+            "rule": f"self.matches(r'{_CRON}')",
+            "message": "schedule must be a cron expression with 5 fields, e.g. '*/15 * * * *', or @hourly/@daily",
+            "reason": "FieldValueInvalid",
+        }
+    ]
+    props["schedule"]["description"] = (
+        "Cron expression with 5 fields (minute hour day-of-month month day-of-week) or @hourly/@daily/...; "
+        "without it the resource runs when created, changed or triggered."
+    )
+    props["timeZone"]["x-kubernetes-validations"] = [_zones_rule()]
+    for name in ("symbols", "intervals"):
+        props[name]["x-kubernetes-list-type"] = "set"
+    spec["x-kubernetes-validations"] = _spec_rules() + extra_rules
+    spec.setdefault("required", [])
+    return spec
+
+
+def _audit_spec() -> Schema:
+    spec = _decorate_spec(openapi_schema(DataAuditSpec), [])
+    spec["properties"]["checks"]["x-kubernetes-list-type"] = "set"
+    thresholds = spec["properties"]["thresholds"]
+    thresholds["x-kubernetes-validations"] = [
+        {
+            "rule": "self.healthy > self.degraded && self.degraded > self.unhealthy",
+            "message": "thresholds must be ordered: healthy > degraded > unhealthy (e.g. 90, 70, 50)",
+            "reason": "FieldValueInvalid",
+        }
+    ]
+    return spec
+
+
+def _analytics_spec() -> Schema:
+    spec = _decorate_spec(openapi_schema(AnalyticsJobSpec), [])
+    spec["properties"]["families"]["x-kubernetes-list-type"] = "set"
+    return spec
+
+
+_COMMON_COLUMNS = [
+    {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
+    {"name": "Last Run", "type": "date", "jsonPath": ".status.lastRun.completionTime"},
+    {"name": "Next Run", "type": "date", "jsonPath": ".status.nextRunTime"},
+    {"name": "Results", "type": "string", "priority": 1,
+     "jsonPath": ".status.results.collection"},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]  # fmt: skip
+
+
+def crd(kind: str, plural: str, short_names: list[str], spec: Schema, health_column: bool) -> Schema:
+    columns = list(_COMMON_COLUMNS)
+    if health_column:
+        columns.insert(0, {"name": "Health", "type": "number", "jsonPath": ".status.healthScore"})
+        columns.insert(
+            1, {"name": "Level", "type": "string", "jsonPath": ".status.healthLevel", "priority": 1}
+        )
+    status = openapi_schema(ResourceStatus)
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{plural}.{GROUP}",
+            "labels": {"app.kubernetes.io/name": "datamanager", "app.kubernetes.io/part-of": "datamanager"},
+        },
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": short_names,
+                "categories": [CATEGORY],
+            },
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "description": spec.get("description", f"A {kind} resource."),
+                            "required": ["spec"],
+                            "properties": {
+                                "apiVersion": {"type": "string"},
+                                "kind": {"type": "string"},
+                                "metadata": {"type": "object"},
+                                "spec": spec,
+                                "status": status,
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+
+
+def all_crds() -> dict[str, Schema]:
+    return {
+        "dataaudits.yaml": crd("DataAudit", "dataaudits", ["da", "audit"], _audit_spec(), health_column=True),
+        "analyticsjobs.yaml": crd(
+            "AnalyticsJob", "analyticsjobs", ["aj"], _analytics_spec(), health_column=False
+        ),
+    }
+
+
+def render(schema: Schema) -> str:
+    header = "# Generated by `make crds` from datamanager/api; do not edit by hand.\n"
+    return header + yaml.safe_dump(schema, sort_keys=False, width=120)
+
+
+def main() -> int:
+    target = Path(sys.argv[1] if len(sys.argv) > 1 else "crds")
+    target.mkdir(parents=True, exist_ok=True)
+    for name, schema in all_crds().items():
+        (target / name).write_text(render(schema))
+        print(f"wrote {target / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
