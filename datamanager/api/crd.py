@@ -91,7 +91,10 @@ def openapi_schema(model: type[BaseModel]) -> Schema:
 
 _INTERVAL_SECONDS = "{" + ", ".join(f"'{i.value}': {i.seconds}" for i in Interval) + "}"
 _UNIT_SECONDS = "{" + ", ".join(f"'{u}': {s}" for u, s in _DURATION_UNITS.items()) + "}"
-_WINDOW_SECONDS = f"int(self.window.substring(0, size(self.window) - 1)) * {_UNIT_SECONDS}[self.window.substring(size(self.window) - 1)]"
+_WINDOW_SECONDS = (
+    "int(self.window.substring(0, size(self.window) - 1))"
+    f" * {_UNIT_SECONDS}[self.window.substring(size(self.window) - 1)]"
+)
 # One cron field: *, numbers, names, ranges, steps and lists (what croniter accepts for 5-field expressions).
 _CRON_FIELD = r"(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*"
 _CRON = rf"^{_CRON_FIELD}( +{_CRON_FIELD}){{4}}$|^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$"
@@ -116,7 +119,8 @@ def _spec_rules() -> list[Schema]:
             "reason": "FieldValueInvalid",
         },
         {
-            "rule": "!has(self.job) || !has(self.job.parallelism) || self.job.parallelism <= size(self.symbols)",
+            "rule": "!has(self.job) || !has(self.job.parallelism)"
+            " || self.job.parallelism <= size(self.symbols)",
             "message": "job.parallelism cannot exceed the number of symbols (each shard takes at least one)",
             "fieldPath": ".job.parallelism",
             "reason": "FieldValueInvalid",
@@ -129,7 +133,8 @@ def _decorate_spec(spec: Schema, extra_rules: list[Schema]) -> Schema:
     props["schedule"]["x-kubernetes-validations"] = [
         {
             "rule": f"self.matches(r'{_CRON}')",
-            "message": "schedule must be a cron expression with 5 fields, e.g. '*/15 * * * *', or @hourly/@daily",
+            "message": "schedule must be a cron expression with 5 fields, e.g. '*/15 * * * *',"
+            " or @hourly/@daily",
             "reason": "FieldValueInvalid",
         }
     ]
@@ -168,11 +173,10 @@ def _analytics_spec() -> Schema:
 _COMMON_COLUMNS = [
     {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
     {"name": "Last Run", "type": "date", "jsonPath": ".status.lastRun.completionTime"},
-    {"name": "Next Run", "type": "date", "jsonPath": ".status.nextRunTime"},
-    {"name": "Results", "type": "string", "priority": 1,
-     "jsonPath": ".status.results.collection"},
+    {"name": "Next Run", "type": "string", "jsonPath": ".status.nextRunTime"},
+    {"name": "Results", "type": "string", "priority": 1, "jsonPath": ".status.results.collection"},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-]  # fmt: skip
+]
 
 
 def crd(kind: str, plural: str, short_names: list[str], spec: Schema, health_column: bool) -> Schema:

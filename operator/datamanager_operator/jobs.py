@@ -1,0 +1,149 @@
+"""The batch/v1 Job of one run: deterministic name, owner reference, least privilege, failure policy."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from datamanager.api.common import RunSpecBase
+from datamanager.contract import (
+    ENV_MONGODB_URI,
+    ENV_MYSQL_DSN,
+    ENV_RESOURCE,
+    ENV_RUN_ID,
+    ENV_SHARDS,
+    ENV_SPEC,
+    ExitCode,
+)
+
+from .model import (
+    ANNOTATION_SCHEDULED_TIME,
+    ANNOTATION_TRIGGER,
+    API_VERSION,
+    LABEL_KIND,
+    LABEL_MANAGED_BY,
+    LABEL_RESOURCE,
+    LABEL_RESOURCE_UID,
+    LABEL_RUN_ID,
+    MANAGED_BY,
+    WORKER_COMMAND,
+    Body,
+    Kind,
+    job_name,
+)
+from .planning import Trigger
+from .settings import OperatorSettings
+
+CONTAINER = "worker"
+NON_ROOT_UID = 65532
+
+
+def selector_labels(kind: Kind, name: str, uid: str) -> dict[str, str]:
+    return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: kind, LABEL_RESOURCE: name, LABEL_RESOURCE_UID: uid}
+
+
+def build_job(body: Body, spec: RunSpecBase, trigger: Trigger, settings: OperatorSettings) -> Body:
+    kind: Kind = body["kind"]
+    meta = body["metadata"]
+    labels = {
+        **selector_labels(kind, meta["name"], meta["uid"]),
+        LABEL_RUN_ID: trigger.run_id,
+        "app.kubernetes.io/name": "datamanager",
+        "app.kubernetes.io/component": f"{WORKER_COMMAND[kind]}-worker",
+    }
+    annotations: dict[str, str] = {ANNOTATION_TRIGGER: trigger.kind}
+    if trigger.scheduled_time:
+        annotations[ANNOTATION_SCHEDULED_TIME] = trigger.scheduled_time.isoformat()
+    overrides = spec.job
+    shards = overrides.parallelism
+    env: list[Body] = [
+        {"name": ENV_SPEC, "value": spec.model_dump_json(by_alias=True, exclude_none=True)},
+        {"name": ENV_RUN_ID, "value": trigger.run_id},
+        {"name": ENV_RESOURCE, "value": f"{kind}/{meta['namespace']}/{meta['name']}"},
+        # credentials by reference only: the operator never reads these Secrets
+        {"name": ENV_MYSQL_DSN, "valueFrom": {"secretKeyRef": spec.source.dsn_secret_ref.model_dump()}},
+        {"name": ENV_MONGODB_URI, "valueFrom": {"secretKeyRef": spec.sink.uri_secret_ref.model_dump()}},
+    ]
+    if shards > 1:
+        env.append({"name": ENV_SHARDS, "value": str(shards)})
+    container: Body = {
+        "name": CONTAINER,
+        "image": overrides.image or settings.worker_image,
+        "args": [WORKER_COMMAND[kind]],  # the image's entrypoint is `datamanager`
+        "env": env,
+        "resources": overrides.resources.model_dump(exclude_defaults=False),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "runAsNonRoot": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+    }
+    if overrides.image_pull_policy:
+        container["imagePullPolicy"] = overrides.image_pull_policy
+    pod_spec: Body = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,  # workers need no Kubernetes API access at all
+        "enableServiceLinks": False,
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": NON_ROOT_UID,
+            "runAsGroup": NON_ROOT_UID,
+            "fsGroup": NON_ROOT_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+    }
+    if settings.worker_service_account:
+        pod_spec["serviceAccountName"] = settings.worker_service_account
+    optional: dict[str, Any] = {
+        "nodeSelector": overrides.node_selector,
+        "tolerations": overrides.tolerations,
+        "affinity": overrides.affinity,
+        "priorityClassName": overrides.priority_class_name,
+    }
+    pod_spec.update({k: v for k, v in optional.items() if v})
+    job_spec: Body = {
+        "backoffLimit": overrides.backoff_limit,
+        "activeDeadlineSeconds": overrides.active_deadline_seconds,
+        "ttlSecondsAfterFinished": overrides.ttl_seconds_after_finished,
+        "podFailurePolicy": {
+            "rules": [
+                # a permanent error (invalid configuration) is never worth a retry
+                {
+                    "action": "FailJob",
+                    "onExitCodes": {
+                        "containerName": CONTAINER,
+                        "operator": "In",
+                        "values": [int(ExitCode.INVALID_CONFIG)],
+                    },
+                },
+                # an evicted or preempted pod is not the worker's fault
+                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            ]
+        },
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+    }
+    if shards > 1:
+        job_spec.update({"completionMode": "Indexed", "completions": shards, "parallelism": shards})
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(meta["name"], meta["uid"], trigger.run_id),
+            "namespace": meta["namespace"],
+            "labels": labels,
+            "annotations": annotations,
+            "ownerReferences": [
+                {
+                    "apiVersion": API_VERSION,
+                    "kind": kind,
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": job_spec,
+    }
