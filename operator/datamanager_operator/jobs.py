@@ -54,10 +54,11 @@ def build_job(body: Body, spec: RunSpecBase, trigger: Trigger, settings: Operato
     if trigger.scheduled_time:
         annotations[ANNOTATION_SCHEDULED_TIME] = trigger.scheduled_time.isoformat()
     overrides = spec.job
+    name = job_name(meta["name"], meta["uid"], trigger.run_id)
     shards = overrides.parallelism
     env: list[Body] = [
         {"name": ENV_SPEC, "value": spec.model_dump_json(by_alias=True, exclude_none=True)},
-        {"name": ENV_RUN_ID, "value": trigger.run_id},
+        {"name": ENV_RUN_ID, "value": name},
         {"name": ENV_RESOURCE, "value": f"{kind}/{meta['namespace']}/{meta['name']}"},
         # credentials by reference only: the operator never reads these Secrets
         {"name": ENV_MYSQL_DSN, "valueFrom": {"secretKeyRef": spec.source.dsn_secret_ref.model_dump()}},
@@ -130,7 +131,7 @@ def build_job(body: Body, spec: RunSpecBase, trigger: Trigger, settings: Operato
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(meta["name"], meta["uid"], trigger.run_id),
+            "name": name,
             "namespace": meta["namespace"],
             "labels": labels,
             "annotations": annotations,

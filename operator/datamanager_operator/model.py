@@ -54,6 +54,10 @@ def key_of(body: Body) -> Key:
 
 
 def job_name(resource_name: str, resource_uid: str, run_id: str) -> str:
-    """Deterministic per run and per resource incarnation, within the 63 characters a label value allows."""
-    digest = hashlib.sha256(resource_uid.encode()).hexdigest()[:5]
-    return f"{resource_name[: 63 - len(run_id) - 7].rstrip('-')}-{digest}-{run_id}"
+    """Deterministic per run and per resource incarnation, within the 63 characters a label value allows.
+
+    The uid digest makes it unique across namespaces too, so it doubles as the run id the workers key their
+    MongoDB documents by.
+    """
+    digest = hashlib.sha256(resource_uid.encode()).hexdigest()[:8]
+    return f"{resource_name[: 63 - len(run_id) - 10].rstrip('-')}-{digest}-{run_id}"
