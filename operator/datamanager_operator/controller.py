@@ -8,10 +8,12 @@ no finalizers): status changes come from the reconciler alone, and only when som
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import copy
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -71,8 +73,8 @@ class Controller:
         registry = kopf.OperatorRegistry()
 
         @kopf.on.login(registry=registry)
-        def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-            return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+        def login(**_: Any) -> kopf.ConnectionInfo:
+            return connection_info(KubeConfig.from_env())
 
         for kind, plural in PLURALS.items():
 
@@ -131,6 +133,7 @@ class Controller:
     def _kopf_settings(self) -> kopf.OperatorSettings:
         settings = kopf.OperatorSettings()
         settings.posting.enabled = False  # our own Events say what happened; Kopf's log events are noise
+        settings.scanning.disabled = True  # the kinds are known: no CRD or namespace watching, no such RBAC
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
         return settings
@@ -184,6 +187,36 @@ class Controller:
             if delay is not None:
                 with contextlib.suppress(RuntimeError):
                     self.queue.add_after(key, delay)
+
+
+def connection_info(config: KubeConfig) -> kopf.ConnectionInfo:
+    """Kopf logs in with the very credentials lightkube uses (in-cluster or kubeconfig): one source of truth.
+
+    Re-read on every login, so a rotated service-account token is picked up when Kopf re-authenticates.
+    """
+    single = config.get()
+    if single is None or single.user is None:
+        raise kopf.LoginError("no Kubernetes credentials: neither in-cluster nor KUBECONFIG")
+    cluster, user = single.cluster, single.user
+
+    def data(value: str | None) -> bytes | None:
+        return base64.b64decode(value) if value else None
+
+    token = user.token
+    if user.token_file:
+        token = Path(user.token_file).read_text().strip()
+    return kopf.ConnectionInfo(
+        server=cluster.server,
+        ca_path=cluster.certificate_auth,
+        ca_data=data(cluster.certificate_auth_data),
+        insecure=cluster.insecure or None,
+        token=token,
+        certificate_path=user.client_cert,
+        certificate_data=data(user.client_cert_data),
+        private_key_path=user.client_key,
+        private_key_data=data(user.client_key_data),
+        default_namespace=single.namespace,
+    )
 
 
 def _rv(body: Body) -> int:
