@@ -1,0 +1,153 @@
+"""Fixtures of the end-to-end tier: the chart installed by Helm, CRDs, seeded candles and their Secrets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urlsplit, urlunsplit
+
+import pymysql
+import pytest
+import yaml
+from lightkube import Client
+from lightkube.core.exceptions import ApiError
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import Secret
+
+from tests.conftest import REPO, wait_for
+from tests.fixtures.candles import Defects, generate, store
+from tests.rig.rig import CACHE, versions
+
+CHART = REPO / "charts" / "datamanager"
+RELEASE = "dm-e2e"
+RELEASE_NAMESPACE = "dm-e2e-system"
+
+
+def tool_path() -> str:
+    v = versions()
+    bins = [
+        CACHE / f"kubernetes-{v['KUBERNETES_VERSION']}" / "bin",
+        CACHE / f"helm-{v['HELM_VERSION']}" / "bin",
+    ]
+    return ":".join([*map(str, bins), os.environ.get("PATH", "")])
+
+
+def run_tool(rig_env: dict[str, str], *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """kubectl or helm against the rig; the output is in the failure message when it fails."""
+    env = {**os.environ, "KUBECONFIG": rig_env["KUBECONFIG"], "PATH": tool_path()}
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    if check and result.returncode != 0:
+        pytest.fail(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def crds(kube: Client) -> None:
+    """The current CRDs, applied server-side (Helm only installs CRDs that are missing)."""
+    for path in sorted((REPO / "crds").glob("*.yaml")):
+        manifest = yaml.safe_load(path.read_text())
+        kube.apply(CustomResourceDefinition.from_dict(manifest), force=True)
+        name = manifest["metadata"]["name"]
+        wait_for(lambda name=name: _established(kube, name), 30, f"CRD {name} established")
+
+
+def _established(kube: Client, name: str) -> bool:
+    crd = kube.get(CustomResourceDefinition, name)
+    return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
+
+
+@pytest.fixture(scope="session")
+def operator_release(kube: Client, crds: None, rig_env: dict[str, str]) -> Iterator[str]:
+    """The chart installed by Helm with the operator only; its RBAC is exactly what the chart ships."""
+    run_tool(
+        rig_env, "helm", "upgrade", "--install", RELEASE, str(CHART), "-n", RELEASE_NAMESPACE,
+        "--create-namespace", "--wait", "--timeout", "120s",
+        "--set", "consumer.enabled=false", "--set", "operator.replicas=2",
+        "--set", "operator.stuckPodSeconds=20", "--set", "operator.leaseSeconds=10",
+    )  # fmt: skip
+    yield RELEASE_NAMESPACE
+    run_tool(rig_env, "helm", "uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")
+
+
+def operator_deployment(kube: Client) -> Deployment:
+    return kube.get(Deployment, f"{RELEASE}-datamanager-operator", namespace=RELEASE_NAMESPACE)
+
+
+@dataclass(frozen=True)
+class CandleSource:
+    database: str
+    mongo_database: str
+    defective_symbol: str
+    clean_symbol: str
+
+
+@pytest.fixture
+def candles(kube: Client, namespace: str, rig_env: dict[str, str]) -> Iterator[CandleSource]:
+    """A week of hourly candles for two symbols (one with a gap and an invalid candle) in a fresh database,
+    and the Secrets a resource in ``namespace`` references: extractor-mysql/dsn, datamanager-mongodb/uri."""
+    server = urlsplit(rig_env["RIG_MYSQL_DSN"])
+    database = f"e2e_{uuid.uuid4().hex[:10]}"
+    conn = pymysql.connect(host=server.hostname, port=server.port or 3306, user=server.username,
+                           password=server.password or "", autocommit=True)  # fmt: skip
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    count = 24 * 7
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{database}`")
+        cur.execute(f"USE `{database}`")
+        for index, symbol in enumerate(("BTCUSDT", "ETHUSDT")):
+            defects = (
+                Defects(gaps=[(50, 3)], invalid=[(80, "low_above_high")])
+                if symbol == "ETHUSDT"
+                else Defects()
+            )
+            series = generate(
+                symbol, "1h", now - timedelta(hours=count - 1), count, seed=index, defects=defects
+            )
+            store(cur, "klines_h1", series, create=index == 0)
+    dsn = urlunsplit(server._replace(path=f"/{database}"))
+    mongo = f"e2e_{uuid.uuid4().hex[:10]}"
+    for name, key, value in (
+        ("extractor-mysql", "dsn", dsn),
+        ("datamanager-mongodb", "uri", rig_env["RIG_MONGODB_URI"]),
+    ):
+        kube.create(Secret(metadata=ObjectMeta(name=name), stringData={key: value}), namespace=namespace)
+    try:
+        yield CandleSource(database, mongo, "ETHUSDT", "BTCUSDT")
+    finally:
+        with conn.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{database}`")
+        conn.close()
+
+
+def resource_manifest(kind: str, name: str, source: CandleSource, **spec: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "source": {"dsnSecretRef": {"name": "extractor-mysql", "key": "dsn"}},
+        "sink": {
+            "uriSecretRef": {"name": "datamanager-mongodb", "key": "uri"},
+            "database": source.mongo_database,
+        },
+        "symbols": [source.clean_symbol, source.defective_symbol],
+        "intervals": ["1h"],
+        "window": "7d",
+    }
+    base.update(spec)
+    return {
+        "apiVersion": "datamanager.petrosa.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": base,
+    }
+
+
+def delete_quietly(kube: Client, res: type, name: str, namespace: str) -> None:
+    try:
+        kube.delete(res, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
