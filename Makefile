@@ -38,7 +38,8 @@ typecheck: venv  ## mypy --strict
 	$(BIN)/mypy
 
 crds: venv  ## regenerate crds/*.yaml from the API models
-	$(PY) -m datamanager.api.generate crds
+	$(PY) -m datamanager.api.crd crds
+	$(PY) -m datamanager.api.crd charts/datamanager/crds
 
 test-unit: venv  ## unit tier only (no services)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
