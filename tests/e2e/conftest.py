@@ -66,11 +66,27 @@ def _established(kube: Client, name: str) -> bool:
 def operator_release(kube: Client, crds: None, rig_env: dict[str, str]) -> Iterator[str]:
     """The chart installed by Helm with the operator only; its RBAC is exactly what the chart ships."""
     run_tool(
-        rig_env, "helm", "upgrade", "--install", RELEASE, str(CHART), "-n", RELEASE_NAMESPACE,
-        "--create-namespace", "--wait", "--timeout", "120s",
-        "--set", "consumer.enabled=false", "--set", "operator.replicas=2",
-        "--set", "operator.stuckPodSeconds=20", "--set", "operator.leaseSeconds=10",
-    )  # fmt: skip
+        rig_env,
+        "helm",
+        "upgrade",
+        "--install",
+        RELEASE,
+        str(CHART),
+        "-n",
+        RELEASE_NAMESPACE,
+        "--create-namespace",
+        "--wait",
+        "--timeout",
+        "120s",
+        "--set",
+        "consumer.enabled=false",
+        "--set",
+        "operator.replicas=2",
+        "--set",
+        "operator.stuckPodSeconds=20",
+        "--set",
+        "operator.leaseSeconds=10",
+    )
     yield RELEASE_NAMESPACE
     run_tool(rig_env, "helm", "uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")
 
@@ -93,8 +109,13 @@ def candles(kube: Client, namespace: str, rig_env: dict[str, str]) -> Iterator[C
     and the Secrets a resource in ``namespace`` references: extractor-mysql/dsn, datamanager-mongodb/uri."""
     server = urlsplit(rig_env["RIG_MYSQL_DSN"])
     database = f"e2e_{uuid.uuid4().hex[:10]}"
-    conn = pymysql.connect(host=server.hostname, port=server.port or 3306, user=server.username,
-                           password=server.password or "", autocommit=True)  # fmt: skip
+    conn = pymysql.connect(
+        host=server.hostname,
+        port=server.port or 3306,
+        user=server.username,
+        password=server.password or "",
+        autocommit=True,
+    )
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     count = 24 * 7
     with conn.cursor() as cur:

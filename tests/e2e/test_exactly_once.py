@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 
 import pytest
 from lightkube import Client
@@ -38,9 +37,13 @@ def kill_replicas(kube: Client, kills: int, stop: threading.Event) -> list[str]:
     for _ in range(kills):
         if stop.wait(rng.uniform(0.3, 2.5)):
             break
-        pods = [p for p in kube.list(Pod, namespace=RELEASE_NAMESPACE,
-                                     labels={"app.kubernetes.io/component": "operator"})
-                if p.status and p.status.phase == "Running" and not p.metadata.deletionTimestamp]  # fmt: skip
+        pods = [
+            p
+            for p in kube.list(
+                Pod, namespace=RELEASE_NAMESPACE, labels={"app.kubernetes.io/component": "operator"}
+            )
+            if p.status and p.status.phase == "Running" and not p.metadata.deletionTimestamp
+        ]
         if pods:
             victim = rng.choice(pods).metadata.name
             kube.delete(Pod, victim, namespace=RELEASE_NAMESPACE, grace_period=0)

@@ -76,8 +76,12 @@ def test_invalid_resource_is_rejected_with_a_clear_message(
     kube: Client, namespace: str, kind: str, path: str, value: Any, message: str
 ) -> None:
     res = DataAudit if kind == "DataAudit" else AnalyticsJob
-    body = {"apiVersion": "datamanager.petrosa.io/v1alpha1", "kind": kind, "metadata": {"name": "bad"},
-            "spec": spec_with(path, value)}  # fmt: skip
+    body = {
+        "apiVersion": "datamanager.petrosa.io/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": "bad"},
+        "spec": spec_with(path, value),
+    }
     with pytest.raises(ApiError) as rejected:
         kube.create(res.from_dict(body), namespace=namespace)
     assert rejected.value.status.code == 422
@@ -86,8 +90,12 @@ def test_invalid_resource_is_rejected_with_a_clear_message(
 
 @pytest.mark.usefixtures("crds")
 def test_the_valid_baseline_is_accepted_with_defaults(kube: Client, namespace: str) -> None:
-    body = {"apiVersion": "datamanager.petrosa.io/v1alpha1", "kind": "DataAudit", "metadata": {"name": "ok"},
-            "spec": VALID}  # fmt: skip
+    body = {
+        "apiVersion": "datamanager.petrosa.io/v1alpha1",
+        "kind": "DataAudit",
+        "metadata": {"name": "ok"},
+        "spec": VALID,
+    }
     created = kube.create(DataAudit.from_dict(body), namespace=namespace)
     assert created.spec["checks"] == ["gaps", "duplicates", "ohlc", "freshness", "spikes"]
     assert created.spec["concurrencyPolicy"] == "Forbid"

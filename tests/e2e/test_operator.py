@@ -79,8 +79,9 @@ def test_dataaudit_runs_once_and_reports_health_and_results(
     assert results["runId"] == status["lastRun"]["jobName"]
     assert "password" not in str(results).lower()
     assert results["documents"] >= 3  # a run document and one per dataset
-    written = asyncio.run(mongo_count(rig_env["RIG_MONGODB_URI"], results["database"], results["collection"],
-                                      results["runId"]))  # fmt: skip
+    written = asyncio.run(
+        mongo_count(rig_env["RIG_MONGODB_URI"], results["database"], results["collection"], results["runId"])
+    )
     assert written == results["documents"]
     (job,) = jobs_of(kube, namespace, "audit")
     assert job.metadata.name == status["lastRun"]["jobName"]
@@ -108,8 +109,9 @@ def test_analyticsjob_runs_once_and_reports_results(
     assert status["lastRun"]["outcome"] == "Succeeded", status
     results = status["results"]
     assert results["documents"] > 0
-    written = asyncio.run(mongo_count(rig_env["RIG_MONGODB_URI"], results["database"], results["collection"],
-                                      results["runId"]))  # fmt: skip
+    written = asyncio.run(
+        mongo_count(rig_env["RIG_MONGODB_URI"], results["database"], results["collection"], results["runId"])
+    )
     assert written == results["documents"]
     assert "healthScore" not in status
     assert len(jobs_of(kube, namespace, "stats")) == 1

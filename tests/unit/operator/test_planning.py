@@ -12,9 +12,14 @@ T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
 def seen(**changes: object) -> Observed:
     base = {
-        "generation": 1, "observed_generation": 1, "created": T0, "run_now": None, "handled_trigger": None,
-        "last_schedule_time": None, "jobs": (),
-    }  # fmt: skip
+        "generation": 1,
+        "observed_generation": 1,
+        "created": T0,
+        "run_now": None,
+        "handled_trigger": None,
+        "last_schedule_time": None,
+        "jobs": (),
+    }
     base.update(changes)
     return Observed(**base)  # type: ignore[arg-type]
 
@@ -72,12 +77,16 @@ def test_forbid_skips_a_slot_while_a_run_is_active_and_defers_other_triggers() -
 
 
 def test_replace_deletes_the_active_run_and_allow_keeps_it() -> None:
-    replace = plan(ScheduleSpec(concurrency_policy=ConcurrencyPolicy.REPLACE), seen(generation=2,
-                   jobs=(active_job(),)), T0)  # fmt: skip
+    replace = plan(
+        ScheduleSpec(concurrency_policy=ConcurrencyPolicy.REPLACE),
+        seen(generation=2, jobs=(active_job(),)),
+        T0,
+    )
     assert replace.start is not None
     assert replace.delete_active == ["x-g1"]
-    allow = plan(ScheduleSpec(concurrency_policy=ConcurrencyPolicy.ALLOW), seen(generation=2,
-                 jobs=(active_job(),)), T0)  # fmt: skip
+    allow = plan(
+        ScheduleSpec(concurrency_policy=ConcurrencyPolicy.ALLOW), seen(generation=2, jobs=(active_job(),)), T0
+    )
     assert allow.start is not None
     assert allow.delete_active == []
 
