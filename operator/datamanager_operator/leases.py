@@ -48,6 +48,8 @@ class LeaseKeeper:
         held = self._held.get(key)
         if held and (now - held.renewed).total_seconds() < self.seconds / 3:
             return True
+        if held is None and await self._create(key, now, owner):
+            return True  # a new resource: one request instead of a failed read and a create
         try:
             lease = await self.client.get(Lease, lease_name(key), namespace=key.namespace)
         except ApiError as exc:

@@ -7,6 +7,7 @@ the next reconcile (in this or another instance) to the same Job, never to a sec
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 from dataclasses import dataclass, field
@@ -104,6 +105,7 @@ class Reconciler:
         self.cache = cache
         self.leases = leases
         self.membership = membership
+        self._background: set[asyncio.Task[None]] = set()
 
     async def reconcile(self, key: Key) -> float | None:
         """Returns seconds until this resource needs another look, or None when only events matter."""
@@ -172,6 +174,10 @@ class Reconciler:
             # recorded but not created yet (an instance stopped in between): create it now, same name
             actions.create = build_job(self.cache.resources[key], spec, _trigger_of(active), self.settings)
             return
+        finished, _, _ = job_finished(job)
+        created = parse_time(job["metadata"].get("creationTimestamp")) or now
+        if not finished and (now - created).total_seconds() < self.settings.stuck_pod_seconds:
+            return  # too young to be stuck: no need to look at its pods yet
         pods = await self._pods_of(key.namespace, active["jobName"])
         outcome = outcome_of(job, pods)
         if not outcome.finished:
@@ -311,7 +317,9 @@ class Reconciler:
         if actions.finished is not None:
             self._finished_metrics(key, body, actions)
         for kind, reason, message in actions.events:
-            await self._event(key, body, kind, reason, message)
+            task = asyncio.create_task(self._event(key, body, kind, reason, message))
+            self._background.add(task)  # events are best effort: they never delay the next reconcile
+            task.add_done_callback(self._background.discard)
 
     async def _write_status(self, key: Key, body: Body, status: Body) -> None:
         old = body.get("status") or {}
