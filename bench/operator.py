@@ -32,8 +32,8 @@ from lightkube.resources.core_v1 import Namespace, Secret
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tests.e2e.burst import JobWatcher, create_many  # noqa: E402
-from tests.e2e.conftest import CHART, tool_path  # noqa: E402
+from tests.e2e.burst import JobWatcher, create_many
+from tests.e2e.conftest import CHART, tool_path
 
 SPARK_OPERATOR_SECONDS_FOR_500 = 130.0
 
