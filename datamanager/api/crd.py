@@ -193,6 +193,8 @@ def crd(kind: str, plural: str, short_names: list[str], spec: Schema, health_col
         "metadata": {
             "name": f"{plural}.{GROUP}",
             "labels": {"app.kubernetes.io/name": "datamanager", "app.kubernetes.io/part-of": "datamanager"},
+            # ArgoCD applies the CRDs before anything that uses them
+            "annotations": {"argocd.argoproj.io/sync-wave": "-1"},
         },
         "spec": {
             "group": GROUP,

@@ -14,6 +14,7 @@ from lightkube.resources.core_v1 import Event, Pod, Secret
 from lightkube.types import PatchType
 from pymongo import AsyncMongoClient
 
+from tests.argocd_health import argocd_health
 from tests.conftest import wait_for
 from tests.e2e.conftest import CandleSource, resource_manifest
 
@@ -91,6 +92,8 @@ def test_dataaudit_runs_once_and_reports_health_and_results(
     literal_values = " ".join(e.value or "" for e in pod_spec.containers[0].env)
     assert "mysql://" not in literal_values  # credentials only by Secret reference
     assert "mongodb://" not in literal_values
+    live = kube.get(DataAudit, "audit", namespace=namespace).to_dict()
+    assert argocd_health(live)["status"] == ("Healthy" if healthy["status"] == "True" else "Degraded")
     reasons = {
         e.reason for e in kube.list(Event, namespace=namespace, fields={"involvedObject.name": "audit"})
     }
@@ -175,6 +178,8 @@ def test_an_unreachable_source_fails_with_its_reason_after_retries(
     failed = condition(status, "Failed")
     assert (failed["status"], failed["reason"]) == ("True", "SourceUnavailable")
     assert condition(status, "Ready")["status"] == "False"
+    live = kube.get(DataAudit, "srcdown", namespace=namespace).to_dict()
+    assert argocd_health(live) == {"status": "Degraded", "message": f"SourceUnavailable: {failed['message']}"}
 
 
 def test_a_permanent_configuration_error_is_not_retried(
@@ -192,6 +197,13 @@ def test_a_pod_that_cannot_pull_its_image_fails_the_run(
         "DataAudit", "noimage", candles, job={"image": "unpullable.invalid/datamanager:0"}
     )
     kube.create(DataAudit.from_dict(manifest), namespace=namespace)
+    wait_for(
+        lambda: status_of(kube, DataAudit, "noimage", namespace).get("activeRun"), 60, "the run to start"
+    )
+    assert (
+        argocd_health(kube.get(DataAudit, "noimage", namespace=namespace).to_dict())["status"]
+        == "Progressing"
+    )
     status = wait_for(lambda: finished(kube, DataAudit, "noimage", namespace), 120, "the stuck run to fail")
     assert status["lastRun"]["reason"] == "ImagePullBackOff"
     assert "unpullable.invalid" in status["lastRun"]["message"]

@@ -8,6 +8,7 @@ import pytest
 from lightkube import Client
 from lightkube.types import PatchType
 
+from tests.argocd_health import argocd_health
 from tests.conftest import wait_for
 from tests.e2e.conftest import CandleSource, resource_manifest
 from tests.e2e.test_operator import DataAudit, finished, jobs_of
@@ -53,4 +54,6 @@ def test_a_cron_slot_fires_on_time_and_suspend_stops_the_next(
     next_slot = suspended_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
     wait_for(lambda: datetime.now(UTC) > next_slot + timedelta(seconds=10), 90, "the next slot to pass")
     assert run_ids(kube, namespace, "cron") == before, "a suspended resource must start no run"
-    assert "nextRunTime" not in kube.get(DataAudit, "cron", namespace=namespace).status
+    live = kube.get(DataAudit, "cron", namespace=namespace)
+    assert "nextRunTime" not in live.status
+    assert argocd_health(live.to_dict())["status"] == "Suspended"

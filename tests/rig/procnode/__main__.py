@@ -34,9 +34,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--health-port", required=True, type=int)
     p.add_argument("--tls-cert", required=True, type=Path)
     p.add_argument("--tls-key", required=True, type=Path)
-    p.add_argument("--cpu", default="32", help="advertised CPU capacity (pods mostly wait on I/O)")
-    p.add_argument("--memory", default="64Gi")
-    p.add_argument("--pods", default="500")
+    # Advertised capacity: generous, since test pods mostly wait on I/O or never start (burst benchmarks)
+    p.add_argument("--cpu", default="256")
+    p.add_argument("--memory", default="512Gi")
+    p.add_argument("--pods", default="1000")
     p.add_argument(
         "--default-command",
         default="datamanager",

@@ -88,6 +88,7 @@ class PodWorker:
                 await self.ctx.network.delete(self.net)
             shutil.rmtree(self.dir / "volumes", ignore_errors=True)
             if self.deleting.is_set():
+                await self._report_terminal()
                 await self.finalize_deletion()
 
     async def _run(self) -> None:
@@ -287,6 +288,24 @@ class PodWorker:
                 log.warning(
                     "pod %s/%s: status update failed: %s", self.namespace, self.name, exc.status.message
                 )
+
+    async def _report_terminal(self) -> None:
+        """A pod deleted before it finished ends Failed, as a kubelet reports it; the Job controller waits
+        for a terminal phase before it removes its tracking finalizer."""
+        if self.phase in ("Succeeded", "Failed"):
+            return
+        for state in self.states.values():
+            if "terminated" not in state:
+                state.clear()
+                state["terminated"] = {
+                    "exitCode": 137,
+                    "reason": "ContainerStatusUnknown",
+                    "startedAt": self.start_time,
+                    "finishedAt": now(),
+                    "message": "The container was stopped when the pod was deleted",
+                }
+        self.phase = "Failed"
+        await self.report()
 
     async def finalize_deletion(self) -> None:
         """After the containers stopped: remove the pod object for good (what the kubelet does last)."""

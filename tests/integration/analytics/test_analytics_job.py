@@ -1,0 +1,132 @@
+"""The analytics job end to end on the rig's MariaDB and FerretDB."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import talib
+from pymongo import DESCENDING, MongoClient
+
+from datamanager.contract import ExitCode
+from tests.integration.analytics.conftest import CANDLES, SYMBOLS, Seeded, run_analytics
+
+FAMILIES = ("volatility", "volume", "trend", "momentum", "regime")
+
+
+def test_writes_one_document_per_dataset_and_family(
+    tmp_path: Path, seeded: Seeded, mongodb_uri: str, mongo_database: str, mongo: MongoClient[dict[str, Any]]
+) -> None:
+    outcome = run_analytics(tmp_path, seeded.mysql_dsn, mongodb_uri, mongo_database)
+    assert outcome.code == ExitCode.OK
+    collection = mongo[mongo_database]["analytics"]
+    # 3 symbols x 5 families + correlation, for each of 1h (data) and 1d (no table).
+    expected = 2 * (len(SYMBOLS) * len(FAMILIES) + 1)
+    assert collection.count_documents({"run_id": "run-1"}) == expected
+    assert outcome.summary["results"] == {
+        "database": mongo_database,
+        "collection": "analytics",
+        "runId": "run-1",
+        "documents": expected,
+    }
+    assert outcome.summary["counts"]["ok"] == len(SYMBOLS) * len(FAMILIES) + 1
+    assert outcome.summary["counts"]["insufficientData"] == len(SYMBOLS) * len(FAMILIES) + 1
+
+    hourly = collection.find_one({"symbol": "ETHUSDT", "interval": "1h", "family": "momentum"})
+    assert hourly is not None
+    assert hourly["status"] == "ok"
+    assert hourly["candles"] == CANDLES
+    assert isinstance(hourly["computed_at"], datetime)
+    assert hourly["last_open_time"].isoformat() == "2024-07-13T11:00:00+00:00"
+    # The job read DECIMALs from MariaDB; TA-Lib on the generator's arrays must agree.
+    close = seeded.series["ETHUSDT"].close
+    assert hourly["values"]["rsi"] == pytest.approx(talib.RSI(close, 14)[-1], rel=1e-9)
+    assert hourly["values"]["macd"] == pytest.approx(talib.MACD(close, 12, 26, 9)[0][-1], rel=1e-9)
+
+    correlation = collection.find_one({"interval": "1h", "family": "correlation"})
+    assert correlation is not None
+    assert correlation["symbol"] is None
+    returns = np.diff(np.log(np.array([seeded.series[s].close for s in SYMBOLS])), axis=1)[:, -100:]
+    matrix = correlation["values"]["matrix"]
+    reported = np.array([[matrix[a][b] for b in SYMBOLS] for a in SYMBOLS])
+    np.testing.assert_allclose(reported, np.corrcoef(returns), rtol=1e-9)
+
+    missing = collection.find_one({"symbol": "BTCUSDT", "interval": "1d", "family": "trend"})
+    assert missing is not None
+    assert missing["status"] == "insufficient_data"
+    assert missing["reason"] == "no data: table klines_d1 does not exist"
+    assert missing["values"] == {}
+
+
+def test_latest_result_is_one_indexed_query(
+    tmp_path: Path, seeded: Seeded, mongodb_uri: str, mongo_database: str, mongo: MongoClient[dict[str, Any]]
+) -> None:
+    run_analytics(tmp_path, seeded.mysql_dsn, mongodb_uri, mongo_database, run_id="older")
+    run_analytics(tmp_path, seeded.mysql_dsn, mongodb_uri, mongo_database, run_id="newer")
+    collection = mongo[mongo_database]["analytics"]
+    names = {index["name"] for index in collection.list_indexes()}
+    assert {"latest", "run", "retention"} <= names or {"latest", "run", "retention_ttl"} <= names
+    latest = list(
+        collection.find({"symbol": "SOLUSDT", "interval": "1h", "family": "volatility"})
+        .sort("computed_at", DESCENDING)
+        .hint("latest")
+        .limit(1)
+    )
+    assert [document["run_id"] for document in latest] == ["newer"]
+    assert all(isinstance(document["expires_at"], datetime) for document in latest)
+
+
+def test_rerunning_a_run_id_replaces_its_results(
+    tmp_path: Path, seeded: Seeded, mongodb_uri: str, mongo_database: str, mongo: MongoClient[dict[str, Any]]
+) -> None:
+    run_analytics(tmp_path, seeded.mysql_dsn, mongodb_uri, mongo_database)
+    rerun = run_analytics(
+        tmp_path, seeded.mysql_dsn, mongodb_uri, mongo_database, "--families", "volatility,correlation"
+    )
+    assert rerun.code == ExitCode.OK
+    collection = mongo[mongo_database]["analytics"]
+    families = sorted({document["family"] for document in collection.find({"run_id": "run-1"})})
+    assert families == ["correlation", "volatility"]
+    assert collection.count_documents({"run_id": "run-1"}) == 2 * (len(SYMBOLS) + 1)
+
+
+def test_shards_split_symbols_and_only_shard_zero_correlates(
+    tmp_path: Path, seeded: Seeded, mongodb_uri: str, mongo_database: str, mongo: MongoClient[dict[str, Any]]
+) -> None:
+    shards = [
+        run_analytics(
+            tmp_path, seeded.mysql_dsn, mongodb_uri, mongo_database, "--shards", "2", "--shard-index", str(i)
+        )
+        for i in (0, 1)
+    ]
+    assert [outcome.summary["shard"] for outcome in shards] == [
+        {"index": 0, "count": 2},
+        {"index": 1, "count": 2},
+    ]
+    collection = mongo[mongo_database]["analytics"]
+    by_shard = {
+        label: sorted({d["symbol"] for d in collection.find({"shard": label, "family": "volatility"})})
+        for label in ("0-of-2", "1-of-2")
+    }
+    assert by_shard == {"0-of-2": ["BTCUSDT", "SOLUSDT"], "1-of-2": ["ETHUSDT"]}
+    correlations = list(collection.find({"family": "correlation", "interval": "1h"}))
+    assert [document["shard"] for document in correlations] == ["0-of-2"]
+    assert correlations[0]["values"]["symbols"] == list(SYMBOLS)
+
+
+def test_short_window_gives_insufficient_data_with_counts(
+    tmp_path: Path, seeded: Seeded, mongodb_uri: str, mongo_database: str, mongo: MongoClient[dict[str, Any]]
+) -> None:
+    outcome = run_analytics(tmp_path, seeded.mysql_dsn, mongodb_uri, mongo_database, "--window", "40h")
+    assert outcome.code == ExitCode.OK
+    trend = mongo[mongo_database]["analytics"].find_one(
+        {"symbol": "BTCUSDT", "interval": "1h", "family": "trend"}
+    )
+    assert trend is not None
+    assert (trend["status"], trend["candles"], trend["required"]) == ("insufficient_data", 40, 51)
+    assert trend["reason"] == "insufficient data: 40 candles, trend needs at least 51"
+    problems = {(d["symbol"], d["interval"]): d["problems"] for d in outcome.summary["datasets"]}
+    assert "trend: insufficient data: 40 candles, trend needs at least 51" in problems[("BTCUSDT", "1h")]
