@@ -25,6 +25,7 @@ from . import metrics
 from .leases import LeaseKeeper
 from .membership import Membership
 from .model import LABEL_KIND, LABEL_MANAGED_BY, LABEL_RESOURCE, MANAGED_BY, PLURALS, Body, Key, Kind, as_dict
+from .outcome import job_finished
 from .probes import serve
 from .reconciler import RESOURCES, Cache, Reconciler
 from .settings import OperatorSettings
@@ -52,18 +53,22 @@ class Controller:
             self.cache.resources.pop(key, None)
             return
         current = self.cache.resources.get(key)
-        if current is None or _rv(data) >= _rv(current):
-            self.cache.resources[key] = data
+        if current is not None and _rv(data) <= _rv(current):
+            return  # already known: typically the echo of the operator's own status write
+        self.cache.resources[key] = data
         self.queue.add(key)
 
     def on_job(self, event_type: str | None, body: Mapping[str, Any]) -> None:
         data: Body = copy.deepcopy(dict(body))
         meta = data["metadata"]
         ref = (meta["namespace"], meta["name"])
+        before = self.cache.jobs.get(ref)
         if event_type == "DELETED":
             self.cache.jobs.pop(ref, None)
         else:
             self.cache.jobs[ref] = data
+            if before is not None and job_finished(before)[0] == job_finished(data)[0]:
+                return  # progress inside a run (pods created, counts) changes nothing the owner decides on
         labels = meta.get("labels") or {}
         kind = labels.get(LABEL_KIND)
         if kind in PLURALS and labels.get(LABEL_RESOURCE):
