@@ -57,7 +57,7 @@ test-kind: venv  ## the e2e suite on a kind cluster (needs Docker and kind)
 	$(BIN)/pytest tests/kind $(PYTEST_ARGS)
 
 bench: venv rig-build  ## every benchmark under bench/ (prints ratios against their baselines)
-	tests/rig/with-rig.sh bash -c 'for b in bench/*.py; do $(PY) "$$b" || exit 1; done'
+	tests/rig/with-rig.sh bash -c 'for b in bench/*.py; do $(PY) -P "$$b" || exit 1; done'
 
 demo: venv rig-build  ## the whole system on the local cluster: see README
 	$(PY) -m demo

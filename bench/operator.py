@@ -13,6 +13,13 @@ from __future__ import annotations
 import os
 import sys
 
+if __name__ == "operator":
+    # A script in bench/ was started without -P, so this file is being imported as the standard library's
+    # `operator`: say so instead of failing somewhere deep in an unrelated import.
+    raise ImportError(
+        "bench/operator.py shadows the standard library's operator: run benchmarks with "
+        "`python -P bench/<name>.py` (as `make bench` does)"
+    )
 # This file shares its name with the standard library's `operator`: keep its folder off the import path.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
@@ -123,7 +130,8 @@ def main() -> int:
             json.dumps(
                 {
                     "resources": args.resources,
-                    "seconds_all_jobs": round(all_jobs, 2), "seconds_creating": round(creating, 2),
+                    "seconds_all_jobs": round(all_jobs, 2),
+                    "seconds_creating": round(creating, 2),
                     "p50_seconds": round(p50, 3),
                     "p99_seconds": round(p99, 3),
                     "duplicates": duplicates,

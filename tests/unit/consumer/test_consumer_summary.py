@@ -1,0 +1,70 @@
+"""The per-interval summary: deltas since the previous line, rate, worst recent lag, totals."""
+
+from __future__ import annotations
+
+import json
+
+from datamanager_workers.consumer.counters import Counters
+from datamanager_workers.consumer.service import backoff_delay, example
+from datamanager_workers.consumer.state import ConnectionState
+from datamanager_workers.consumer.summary import IntervalSummary
+
+
+def trade(symbol: str, event_ms: int) -> bytes:
+    return json.dumps({"data": {"e": "trade", "E": event_ms, "s": symbol}}).encode()
+
+
+def test_each_line_reports_its_own_interval() -> None:
+    counters, state = Counters(), ConnectionState(connected=True, subscribed=True, connects=2)
+    summary = IntervalSummary(counters, state, now=100.0)
+    counters.observe(trade("BTCUSDT", 100_000), 100.5)  # lag 0.5 s
+    counters.observe(trade("ETHUSDT", 100_000), 102.0)  # lag 2 s
+    counters.observe(b"nope", 103.0)
+    first = summary.take(now=110.0)
+    assert first == {
+        "interval_seconds": 10.0,
+        "messages": 3,
+        "rate_per_second": 0.3,
+        "events": 2,
+        "malformed": 1,
+        "types": {"trade": 2},
+        "malformed_by_reason": {"invalid_json": 1},
+        "worst_lag_seconds": 2.0,
+        "worst_lag_symbol": "ETHUSDT",
+        "symbols": 2,
+        "total_messages": 3,
+        "total_malformed": 1,
+        "connected": True,
+        "reconnects": 1,
+        "dropped": 0,
+    }
+    counters.observe(trade("BTCUSDT", 111_000), 111.25)
+    second = summary.take(now=120.0)
+    assert second["messages"] == 1
+    assert second["types"] == {"trade": 1}
+    assert "malformed_by_reason" not in second
+    # ETHUSDT's 2 s lag belongs to the previous interval.
+    assert (second["worst_lag_seconds"], second["worst_lag_symbol"]) == (0.25, "BTCUSDT")
+    assert second["total_messages"] == 4
+
+
+def test_quiet_interval_has_no_lag() -> None:
+    summary = IntervalSummary(Counters(), ConnectionState(), now=0.0)
+    fields = summary.take(now=60.0)
+    assert fields["messages"] == 0
+    assert "worst_lag_seconds" not in fields
+
+
+def test_backoff_grows_to_its_cap_with_jitter() -> None:
+    delays = [backoff_delay(failures, cap=5.0) for failures in range(1, 40)]
+    assert 0.1 <= delays[0] <= 0.2
+    assert 0.2 <= delays[1] <= 0.4
+    assert all(2.5 <= delay <= 5.0 for delay in delays[6:])
+
+
+def test_example_is_bounded() -> None:
+    assert example(b"short \xff") == "short \\xff"
+    long = example(b"x" * 10_000)
+    assert long.startswith("x" * 160)
+    assert long.endswith("... (10000 bytes)")
+    assert len(long) < 200

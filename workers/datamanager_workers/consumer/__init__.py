@@ -1,0 +1,1 @@
+"""The stream consumer: counts the stream by type, symbol and malformed reason; persists nothing."""

@@ -1,0 +1,230 @@
+"""Turn one NATS payload into its event type and the (symbol, event time) of every event it carries.
+
+This is the hot path: a typed msgspec decoder reads only the fields the consumer needs and skips the rest
+(price levels, quantities) without building Python objects for them. Anything that is not a well-formed
+envelope comes back as one reason from the bounded set in ``MALFORMED_REASONS``; no exception escapes.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Final
+
+import msgspec
+
+# Event times beyond this (year 3000) are nonsense and would overflow float arithmetic on lag.
+_MAX_EPOCH_MS: Final = 32_503_680_000_000
+EventTime = Annotated[int, msgspec.Meta(ge=0, le=_MAX_EPOCH_MS)]
+
+MAX_SYMBOL_LENGTH: Final = 40
+DEFAULT_MAX_PAYLOAD_BYTES: Final = 1024 * 1024
+
+OVERSIZED: Final = "oversized"
+NOT_UTF8: Final = "not_utf8"
+INVALID_JSON: Final = "invalid_json"
+TOO_DEEP: Final = "too_deep"
+WRONG_TYPE: Final = "wrong_type"
+MISSING_DATA: Final = "missing_data"
+EMPTY_LIST: Final = "empty_list"
+MISSING_SYMBOL: Final = "missing_symbol"
+BAD_SYMBOL: Final = "bad_symbol"
+MALFORMED_REASONS: Final = (
+    OVERSIZED,
+    NOT_UTF8,
+    INVALID_JSON,
+    TOO_DEEP,
+    WRONG_TYPE,
+    MISSING_DATA,
+    EMPTY_LIST,
+    MISSING_SYMBOL,
+    BAD_SYMBOL,
+)
+
+PARTIAL_DEPTH: Final = "partialDepth"
+OTHER_TYPE: Final = "other"
+# Binance's own `e` values; anything else is counted as "other" so the label set stays bounded.
+_KNOWN_EVENT_TYPES: Final = (
+    "trade",
+    "aggTrade",
+    "depthUpdate",
+    "24hrTicker",
+    "24hrMiniTicker",
+    "markPriceUpdate",
+    "kline",
+    "continuous_kline",
+    "bookTicker",
+    "forceOrder",
+    "compositeIndex",
+    "contractInfo",
+    "assetIndexUpdate",
+)
+EVENT_TYPES: Final = (*_KNOWN_EVENT_TYPES, PARTIAL_DEPTH, OTHER_TYPE)
+_TYPE_BY_EVENT_NAME: Final = {name: name for name in _KNOWN_EVENT_TYPES}
+
+# For payloads without `e` (spot-style partial depth, old publishers), the stream name says what it is.
+# Keys are lower case: stream names arrive in either case.
+_TYPE_BY_STREAM_KIND: Final = {
+    "trade": "trade",
+    "aggtrade": "aggTrade",
+    "depth": PARTIAL_DEPTH,
+    "depth5": PARTIAL_DEPTH,
+    "depth10": PARTIAL_DEPTH,
+    "depth20": PARTIAL_DEPTH,
+    "ticker": "24hrTicker",
+    "miniticker": "24hrMiniTicker",
+    "markprice": "markPriceUpdate",
+    "kline": "kline",
+    "continuouskline": "continuous_kline",
+    "bookticker": "bookTicker",
+    "forceorder": "forceOrder",
+    "contractinfo": "contractInfo",
+    "assetindex": "assetIndexUpdate",
+}
+
+
+class _Nested(msgspec.Struct, gc=False):
+    """The inner object of klines (``k``) and liquidations (``o``), which carry the symbol as ``s``."""
+
+    symbol: str | None = msgspec.field(default=None, name="s")
+
+
+class _Event(msgspec.Struct, gc=False):
+    event_type: str | None = msgspec.field(default=None, name="e")
+    event_time: EventTime | None = msgspec.field(default=None, name="E")
+    symbol: str | None = msgspec.field(default=None, name="s")
+    kline: _Nested | None = msgspec.field(default=None, name="k")
+    # `o` is a liquidation's order object, but a ticker's open price (a string).
+    order: _Nested | str | None = msgspec.field(default=None, name="o")
+    pair: str | None = msgspec.field(default=None, name="ps")
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    stream: str | None = None
+    data: _Event | list[_Event] | None = None
+
+
+_decode = msgspec.json.Decoder(_Envelope).decode
+
+EventRef = tuple[str, int | None]
+"""One event: its normalised symbol and its event time ``E`` in epoch milliseconds, if it has one."""
+
+Parsed = tuple[str, tuple[EventRef, ...]]
+"""A well-formed message: its event type and its events (one, or one per element of a list payload)."""
+
+
+class _MalformedError(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# The same few hundred symbols and stream names arrive over and over: remember what they resolve to. The
+# bound keeps hostile input from growing them; past it, values are computed every time, just slower.
+_CACHE_LIMIT: Final = 10_000
+_symbols: dict[str, str] = {}  # as received -> normalised, for symbols that passed the checks
+_streams: dict[str, tuple[str, str | None]] = {}  # stream name -> (type it implies, symbol it names)
+
+
+def parse(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Parsed | str:
+    """Return the message's type and events, or the reason it is malformed (one of MALFORMED_REASONS)."""
+    if len(payload) > max_bytes:
+        return OVERSIZED
+    # JSON text must be UTF-8, and the decoder does not check fields it skips. ASCII is the common case and
+    # needs no decoding to prove it.
+    if not payload.isascii():
+        try:
+            payload.decode()
+        except UnicodeDecodeError:
+            return NOT_UTF8
+    try:
+        envelope = _decode(payload)
+    except msgspec.ValidationError:
+        return WRONG_TYPE
+    except msgspec.DecodeError:
+        return INVALID_JSON
+    except RecursionError:
+        return TOO_DEEP
+    data = envelope.data
+    if data is None:
+        return MISSING_DATA
+    stream = envelope.stream
+    try:
+        if isinstance(data, _Event):
+            # The common case, spelled out inline: it runs for nearly every message.
+            symbol = data.symbol
+            if symbol is None:
+                symbol = _other_symbol(data, stream)
+            normalised = _symbols.get(symbol) or _normalised(symbol)
+            name = data.event_type
+            if name is None:
+                return _stream_type(stream), ((normalised, data.event_time),)
+            return _TYPE_BY_EVENT_NAME.get(name, OTHER_TYPE), ((normalised, data.event_time),)
+        if not data:
+            return EMPTY_LIST
+        events = tuple([(_symbol(element, stream), element.event_time) for element in data])
+        return _event_type(data[0], stream), events
+    except _MalformedError as exc:
+        return exc.reason
+
+
+def _event_type(event: _Event, stream: str | None) -> str:
+    if event.event_type is not None:
+        return _TYPE_BY_EVENT_NAME.get(event.event_type, OTHER_TYPE)
+    return _stream_type(stream)
+
+
+def _stream_type(stream: str | None) -> str:
+    if stream is None:
+        return OTHER_TYPE
+    return (_streams.get(stream) or _stream_info(stream))[0]
+
+
+def _symbol(event: _Event, stream: str | None) -> str:
+    symbol = event.symbol
+    if symbol is None:
+        symbol = _other_symbol(event, stream)
+    return _symbols.get(symbol) or _normalised(symbol)
+
+
+def _other_symbol(event: _Event, stream: str | None) -> str:
+    """The symbol of an event without ``s``: nested in it, else named by the stream."""
+    symbol = _nested_symbol(event)
+    return symbol if symbol is not None else _stream_symbol(stream)
+
+
+def _normalised(symbol: str) -> str:
+    if 0 < len(symbol) <= MAX_SYMBOL_LENGTH and symbol.isprintable() and " " not in symbol:
+        upper = symbol.upper()
+        if len(_symbols) < _CACHE_LIMIT:
+            _symbols[symbol] = upper
+        return upper
+    raise _MalformedError(BAD_SYMBOL)
+
+
+def _nested_symbol(event: _Event) -> str | None:
+    """Klines carry the symbol in ``k.s``, liquidations in ``o.s``, continuous klines as the pair ``ps``."""
+    if event.kline is not None and event.kline.symbol is not None:
+        return event.kline.symbol
+    if isinstance(event.order, _Nested) and event.order.symbol is not None:
+        return event.order.symbol
+    return event.pair
+
+
+def _stream_symbol(stream: str | None) -> str:
+    """Spot-style partial depth names its symbol only in the stream; all-market streams name none."""
+    symbol = None if stream is None else (_streams.get(stream) or _stream_info(stream))[1]
+    if symbol is None:
+        raise _MalformedError(MISSING_SYMBOL)
+    return symbol
+
+
+def _stream_info(stream: str) -> tuple[str, str | None]:
+    """``x@kline_1h`` -> kline, X; ``x@depth20@100ms`` -> partialDepth, X; ``!ticker@arr`` -> 24hrTicker."""
+    name, at, rest = stream.partition("@")
+    if name.startswith("!"):
+        kind, symbol = name[1:], None
+    else:
+        kind, symbol = rest.partition("@")[0].partition("_")[0], (name if at and name else None)
+    info = (_TYPE_BY_STREAM_KIND.get(kind.lower(), OTHER_TYPE), symbol)
+    if len(_streams) < _CACHE_LIMIT:
+        _streams[stream] = info
+    return info

@@ -1,0 +1,229 @@
+"""The extractor's MySQL candles, read with aiomysql.
+
+The extractor stores naive UTC DATETIMEs and DECIMAL(20,8) prices. Everything leaving this module is
+timezone-aware UTC, and Decimals stay Decimals: converting to float is the caller's decision, at its
+computation boundary. Connection and query failures become ``SourceUnavailableError`` naming the server (never
+the password).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from types import TracebackType
+from typing import Any, NamedTuple
+from urllib.parse import unquote, urlsplit
+
+import aiomysql
+
+from datamanager.api.common import Interval
+from datamanager_workers.shared.errors import InvalidConfigError, SourceUnavailableError
+
+_IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+_SCHEMES = ("mysql", "mysql+aiomysql", "mysql+pymysql")
+# MySQL client error codes worth a precise message.
+_ACCESS_DENIED = 1045
+_UNKNOWN_DATABASE = 1049
+
+
+@dataclass(frozen=True)
+class MySqlDsn:
+    """``mysql://user:password@host:port/database``; ``str()`` and ``where`` never show the password."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    database: str
+
+    @classmethod
+    def parse(cls, dsn: str) -> MySqlDsn:
+        try:
+            parts = urlsplit(dsn)
+            port = parts.port or 3306
+        except ValueError as exc:
+            raise InvalidConfigError(f"the MySQL DSN is malformed: {exc}") from None
+        if parts.scheme not in _SCHEMES:
+            raise InvalidConfigError(
+                f"the MySQL DSN must start with mysql://, not {parts.scheme or 'nothing'}://"
+            )
+        database = parts.path.lstrip("/")
+        if not parts.hostname or not database:
+            raise InvalidConfigError(
+                "the MySQL DSN needs a host and a database: mysql://user:pw@host:3306/database"
+            )
+        return cls(
+            host=parts.hostname,
+            port=port,
+            user=unquote(parts.username or ""),
+            password=unquote(parts.password or ""),
+            database=unquote(database),
+        )
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}/{self.database}"
+
+    def __str__(self) -> str:
+        return f"mysql://{self.user}@{self.where}"
+
+
+class Candle(NamedTuple):
+    """One stored candle; times aware UTC, prices and volumes exact."""
+
+    open_time: datetime
+    close_time: datetime
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+    quote_volume: Decimal
+    trades: int
+    taker_buy_base_volume: Decimal
+    taker_buy_quote_volume: Decimal
+
+
+def to_utc(value: datetime) -> datetime:
+    """The extractor's naive DATETIME is UTC; an aware value is converted."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def to_naive_utc(value: datetime) -> datetime:
+    """For query parameters: DATETIME columns compare with naive values."""
+    return to_utc(value).replace(tzinfo=None)
+
+
+def table_name(prefix: str, interval: Interval) -> str:
+    """``klines_`` + ``1h`` -> ``klines_h1``; validated so it can be quoted into SQL safely."""
+    name = f"{prefix}{interval.table_suffix}"
+    if not _IDENTIFIER.fullmatch(name):
+        raise InvalidConfigError(f"table name {name!r} is not a plain identifier")
+    return name
+
+
+def quote(identifier: str) -> str:
+    if not _IDENTIFIER.fullmatch(identifier):
+        raise InvalidConfigError(f"{identifier!r} is not a plain identifier")
+    return f"`{identifier}`"
+
+
+# Time functions must not depend on the server's zone: the data is UTC. Window functions sort through
+# in-memory temporary tables; the server default (16 MB) spills a few hundred thousand candles to disk,
+# which is several times slower, so each session may use up to 256 MB.
+_SESSION_SETUP = "SET time_zone = '+00:00', tmp_table_size = 268435456, max_heap_table_size = 268435456"
+
+_CANDLE_SQL = """
+SELECT open_time, close_time, open_price, high_price, low_price, close_price, volume, quote_asset_volume,
+       number_of_trades, taker_buy_base_asset_volume, taker_buy_quote_asset_volume
+FROM {table}
+WHERE symbol = %s AND open_time >= %s AND open_time < %s
+ORDER BY open_time
+"""
+
+
+class CandleSource:
+    """A small aiomysql pool on one database. Use ``async with CandleSource(...) as source``."""
+
+    def __init__(self, dsn: MySqlDsn, *, connect_timeout: float = 10.0, pool_size: int = 2) -> None:
+        self.dsn = dsn
+        self._connect_timeout = connect_timeout
+        self._pool_size = pool_size
+        self._pool: aiomysql.Pool | None = None
+
+    async def __aenter__(self) -> CandleSource:
+        try:
+            async with asyncio.timeout(self._connect_timeout + 1):
+                self._pool = await aiomysql.create_pool(
+                    minsize=1,
+                    maxsize=self._pool_size,
+                    host=self.dsn.host,
+                    port=self.dsn.port,
+                    user=self.dsn.user,
+                    password=self.dsn.password,
+                    db=self.dsn.database,
+                    connect_timeout=self._connect_timeout,
+                    autocommit=True,
+                    init_command=_SESSION_SETUP,
+                )
+        except TimeoutError:
+            raise SourceUnavailableError(
+                f"MySQL at {self.dsn.where} did not answer within {self._connect_timeout:g}s"
+            ) from None
+        except (aiomysql.MySQLError, OSError) as exc:
+            raise self._unavailable(exc) from None
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            await self._pool.wait_closed()
+            self._pool = None
+
+    def _unavailable(self, exc: BaseException) -> SourceUnavailableError:
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        if code == _ACCESS_DENIED:
+            return SourceUnavailableError(
+                f"MySQL at {self.dsn.where} refused the credentials of user {self.dsn.user!r} (access denied)"
+            )
+        if code == _UNKNOWN_DATABASE:
+            return SourceUnavailableError(
+                f"MySQL at {self.dsn.host}:{self.dsn.port} has no database {self.dsn.database!r}"
+            )
+        detail = exc.args[1] if len(exc.args) > 1 else str(exc) or type(exc).__name__
+        if exc.__cause__ is not None:  # aiomysql keeps the socket error ("Connection refused") as the cause
+            detail = f"{detail} ({exc.__cause__})"
+        return SourceUnavailableError(f"MySQL at {self.dsn.where} is unavailable: {detail}")
+
+    async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one query; connection-level failures become ``SourceUnavailableError``."""
+        if self._pool is None:
+            raise RuntimeError("CandleSource is not connected: use `async with`")
+        try:
+            async with self._pool.acquire() as conn, conn.cursor() as cursor:
+                await cursor.execute(sql, tuple(params))
+                rows: list[tuple[Any, ...]] = list(await cursor.fetchall())
+        except (aiomysql.OperationalError, aiomysql.InterfaceError, OSError) as exc:
+            raise self._unavailable(exc) from None
+        return rows
+
+    async def fetch_one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        rows = await self.fetch_all(sql, params)
+        return rows[0] if rows else None
+
+    async def table_exists(self, table: str) -> bool:
+        """True for a table or a view in the DSN's database."""
+        row = await self.fetch_one(
+            "SELECT COUNT(*) FROM information_schema.tables"
+            " WHERE table_schema = DATABASE() AND table_name = %s",
+            (table,),
+        )
+        return bool(row and row[0])
+
+    async def fetch_candles(self, table: str, symbol: str, start: datetime, end: datetime) -> list[Candle]:
+        """Candles of one symbol with ``start <= open_time < end``, oldest first."""
+        rows = await self.fetch_all(
+            _CANDLE_SQL.format(table=quote(table)), (symbol, to_naive_utc(start), to_naive_utc(end))
+        )
+        return [
+            Candle(
+                open_time=to_utc(row[0]),
+                close_time=to_utc(row[1]),
+                open=row[2],
+                high=row[3],
+                low=row[4],
+                close=row[5],
+                volume=row[6],
+                quote_volume=row[7],
+                trades=int(row[8]),
+                taker_buy_base_volume=row[9],
+                taker_buy_quote_volume=row[10],
+            )
+            for row in rows
+        ]
