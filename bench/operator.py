@@ -122,7 +122,8 @@ def main() -> int:
         p50 = statistics.median(latencies) if latencies else float("nan")
         p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else float("nan")
         print(
-            f"{args.resources} resources -> {len(jobs.by_resource)} with a Job in {all_jobs:.1f}s "
+            f"{args.resources} resources (the client took {creating:.1f}s to create them) -> "
+            f"{len(jobs.by_resource)} with a Job in {all_jobs:.1f}s "
             f"(anchor: Spark operator ~{SPARK_OPERATOR_SECONDS_FOR_500:.0f}s for 500); "
             f"trigger->Job p50 {p50:.2f}s p99 {p99:.2f}s; duplicates {duplicates}; operator RSS {rss} MB"
         )

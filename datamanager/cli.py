@@ -29,13 +29,8 @@ SUBCOMMANDS: dict[str, str] = {
 }
 
 
-def _load(module: str) -> Subcommand | None:
-    try:
-        return cast(Subcommand, importlib.import_module(module))
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            return None  # subcommand not part of this build yet
-        raise
+def _load(module: str) -> Subcommand:
+    return cast(Subcommand, importlib.import_module(module))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,8 +42,6 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     for name, module_name in SUBCOMMANDS.items():
         module = _load(module_name)
-        if module is None:
-            continue
         sub = subparsers.add_parser(
             name,
             help=module.HELP,
