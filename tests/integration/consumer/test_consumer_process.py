@@ -7,6 +7,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from consumer_harness import (
@@ -62,35 +63,43 @@ async def _counted(http: ConsumerHttp, expected: int) -> bool:
     return counted == expected
 
 
-TRAFFIC_SECONDS = 6
 NOISE = re.compile("error|warn|skip", re.IGNORECASE)
 
 
-async def test_steady_traffic_in_every_format_logs_only_banner_and_summaries(
-    nats_url: str, nats_subject: str, tmp_path: Path
-) -> None:
-    """The incident report's own check, on a short run: zero lines matching error|warn|skip, few lines."""
+async def _steady_traffic(
+    nats_url: str, subject: str, log_path: Path, seconds: int, copies: int, *flags: str
+) -> tuple[int, dict[str, Any], list[str]]:
+    """Runs the real consumer under steady traffic in every well-formed format (``copies`` of each format
+    every 100 ms) for ``seconds``; returns its exit code, its final /stats and its log lines."""
     formats = well_formed()
     http_port = free_port()
-    log_path = tmp_path / "consumer.log"
     published = 0
     with log_path.open("wb") as log:
-        consumer = start_consumer(nats_url, nats_subject, http_port, log, "--summary-interval", "1")
+        consumer = start_consumer(nats_url, subject, http_port, log, *flags)
         try:
             async with aiohttp.ClientSession() as session:
                 http = ConsumerHttp(session, http_port)
                 await until(http.ready, 20, "the consumer to be ready")
-                # Steady traffic as in production: every well-formed format, some 5,000 messages a second.
                 start = time.monotonic()
-                for tick in range(TRAFFIC_SECONDS * 10):
-                    await publish(nats_url, nats_subject, formats * 20)
-                    published += len(formats) * 20
+                for tick in range(seconds * 10):
+                    await publish(nats_url, subject, formats * copies)
+                    published += len(formats) * copies
                     await asyncio.sleep(max(0.0, start + (tick + 1) / 10 - time.monotonic()))  # pacing
                 await until(lambda: _counted(http, published), 20, "all traffic to be counted")
                 stats = await http.stats()
         finally:
             code = stop_process(consumer)
-    lines = log_path.read_text().splitlines()
+    return code, stats, (await asyncio.to_thread(log_path.read_text)).splitlines()
+
+
+async def test_steady_traffic_in_every_format_logs_only_banner_and_summaries(
+    nats_url: str, nats_subject: str, tmp_path: Path
+) -> None:
+    """The incident report's own check on a short run with 1 s summaries: nothing per message."""
+    seconds = 6
+    code, stats, lines = await _steady_traffic(
+        nats_url, nats_subject, tmp_path / "consumer.log", seconds, 20, "--summary-interval", "1"
+    )
     assert code == 0
     assert stats["malformed"]["total"] == 0
     assert stats["nats"]["dropped"] == 0
@@ -98,6 +107,19 @@ async def test_steady_traffic_in_every_format_logs_only_banner_and_summaries(
     assert "tracking mode only" in lines[0]
     assert "final summary" in lines[-1]
     summaries = [line for line in lines if " summary " in line]
-    assert len(summaries) >= TRAFFIC_SECONDS - 1
+    assert len(summaries) >= seconds - 1
     # Banner, "subscribed", one summary a second and the final one: nothing per message.
-    assert len(lines) <= TRAFFIC_SECONDS + 6
+    assert len(lines) <= seconds + 6
+
+
+async def test_the_incident_reports_verification_holds_after_two_minutes(
+    nats_url: str, nats_subject: str, tmp_path: Path
+) -> None:
+    """As the seed verified it: two minutes of steady traffic, default settings, then zero lines matching
+    error|warn|skip and fewer than 60 lines in all."""
+    code, stats, lines = await _steady_traffic(nats_url, nats_subject, tmp_path / "consumer.log", 120, 2)
+    assert code == 0
+    assert stats["messages"]["total"] > 0
+    assert [line for line in lines if NOISE.search(line)] == []
+    assert len(lines) < 60
+    assert "tracking mode only" in lines[0]
