@@ -13,7 +13,8 @@ prices, klines, tickers and the odd all-market list):
 
 End to end through a real nats-server on loopback (the rig's, from RIG_NATS_URL, or one started here
 from the rig's binary): the same publisher sends the same mix to the real `datamanager consume` program,
-then to a bare nats-py subscriber whose callback only increments an integer, each in its own process.
+then to a bare nats-py subscriber whose callback only increments an integer, each in its own process and
+on the same event loop (uvloop, as the consumer).
 The publisher stays at most a window ahead of what the subscriber has counted, so the subscriber is
 always busy and never overrun; the rate is messages counted per second. RSS growth is the consumer's
 resident memory after the run minus before the first message.
@@ -613,7 +614,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.bare_subscriber:
         url, subject, port = args.bare_subscriber
-        asyncio.run(bare_subscriber(url, subject, int(port)))
+        import uvloop
+
+        # the same event loop the consumer runs on: the comparison isolates what the consumer adds
+        uvloop.run(bare_subscriber(url, subject, int(port)))
         return 0
 
     payloads = message_mix(5_000)
