@@ -61,7 +61,7 @@ def seed(env: dict[str, str]) -> str:
 
     say(
         "Seeding MySQL: 30 days of 1h candles (3 symbols) and 7 days of 5m candles (2 symbols), with a gap, "
-        "an invalid candle, a price spike and a stale symbol"
+        "an invalid candle, a price spike and stale candles"
     )
     server = urlsplit(env["RIG_MYSQL_DSN"])
     conn = pymysql.connect(
@@ -81,12 +81,13 @@ def seed(env: dict[str, str]) -> str:
                 "1h",
                 720,
                 {
-                    "BTCUSDT": Defects(),
-                    "ETHUSDT": Defects(invalid=[(400, "low_above_high")]),
-                    "SOLUSDT": Defects(spikes=[500], stale=3),
+                    # defects inside the sample audit's 7-day window (the last 168 of 720 candles)
+                    "BTCUSDT": Defects(spikes=[600]),
+                    "ETHUSDT": Defects(invalid=[(650, "low_above_high")]),
+                    "SOLUSDT": Defects(),
                 },
             ),
-            ("5m", 2016, {"BTCUSDT": Defects(), "ETHUSDT": Defects(gaps=[(1500, 6)])}),
+            ("5m", 2016, {"BTCUSDT": Defects(stale=4), "ETHUSDT": Defects(gaps=[(1500, 6)])}),
         ]
         for interval, count, symbols in plans:
             step = timedelta(hours=1) if interval == "1h" else timedelta(minutes=5)
@@ -195,7 +196,21 @@ def publish(env: dict[str, str]) -> None:
 def apply_samples(env: dict[str, str]) -> None:
     say("Applying samples/dataaudit.yaml and samples/analyticsjob.yaml")
     for sample in ("dataaudit.yaml", "analyticsjob.yaml"):
-        sh("kubectl", "-n", NAMESPACE, "apply", "-f", str(REPO / "samples" / sample), env=env, capture=True)
+        path = str(REPO / "samples" / sample)
+        # a second demo starts from fresh resources, so their first run audits the freshly seeded candles
+        sh(
+            "kubectl",
+            "-n",
+            NAMESPACE,
+            "delete",
+            "--ignore-not-found",
+            "--wait",
+            "-f",
+            path,
+            env=env,
+            capture=True,
+        )
+        sh("kubectl", "-n", NAMESPACE, "apply", "-f", path, env=env, capture=True)
     say("Waiting for both runs to succeed (each is one Job whose pod runs the real worker)")
     for resource in ("dataaudit/majors", "analyticsjob/majors-analytics"):
         sh(
