@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import os
 
+from .settings import OperatorSettings
+
+DEFAULTS = OperatorSettings()
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 HELP = "run the operator: one Job per run of each DataAudit and AnalyticsJob, status from the results"
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else default
+def _from_env(name: str, default: object) -> object:
+    """The environment's value as the flag's default: argparse applies the flag's ``type`` to it, so a bad
+    value fails with the flag's name, like a bad flag, instead of a traceback."""
+    return os.environ.get(name) or default
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -26,7 +31,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--worker-image",
-        default=env("DATAMANAGER_WORKER_IMAGE", "ghcr.io/petrosa/datamanager:latest"),
+        default=env("DATAMANAGER_WORKER_IMAGE", DEFAULTS.worker_image),
         help="image of the worker Jobs unless a resource sets spec.job.image [env DATAMANAGER_WORKER_IMAGE]",
     )
     parser.add_argument(
@@ -37,31 +42,34 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--http-port",
         type=int,
-        default=_env_int("DATAMANAGER_HTTP_PORT", 8080),
+        default=_from_env("DATAMANAGER_HTTP_PORT", DEFAULTS.http_port),
         help="port of /healthz, /readyz and /metrics [env DATAMANAGER_HTTP_PORT]",
     )
     parser.add_argument(
         "--lease-seconds",
         type=int,
-        default=_env_int("DATAMANAGER_LEASE_SECONDS", 15),
-        help="per-resource Lease duration: how long a dead instance blocks a resource",
+        default=_from_env("DATAMANAGER_LEASE_SECONDS", DEFAULTS.lease_seconds),
+        help="per-resource Lease duration: how long a dead instance blocks a resource "
+        "[env DATAMANAGER_LEASE_SECONDS]",
     )
     parser.add_argument(
         "--stuck-pod-seconds",
         type=int,
-        default=_env_int("DATAMANAGER_STUCK_POD_SECONDS", 120),
-        help="a worker pod waiting on its image or configuration this long fails the run",
+        default=_from_env("DATAMANAGER_STUCK_POD_SECONDS", DEFAULTS.stuck_pod_seconds),
+        help="a worker pod waiting on its image or configuration this long fails the run "
+        "[env DATAMANAGER_STUCK_POD_SECONDS]",
     )
     parser.add_argument(
         "--workers",
         type=int,
-        default=_env_int("DATAMANAGER_OPERATOR_WORKERS", 16),
-        help="concurrent reconciles",
+        default=_from_env("DATAMANAGER_OPERATOR_WORKERS", DEFAULTS.workers),
+        help="concurrent reconciles [env DATAMANAGER_OPERATOR_WORKERS]",
     )
     parser.add_argument(
         "--log-level",
         default=env("DATAMANAGER_LOG_LEVEL", "INFO"),
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        choices=LOG_LEVELS,
+        help="[env DATAMANAGER_LOG_LEVEL]",
     )
 
 
@@ -70,13 +78,19 @@ def run(args: argparse.Namespace) -> int:
     import logging
 
     from .controller import Controller
-    from .settings import OperatorSettings
 
     problems = [
         f"--{name.replace('_', '-')} must be at least {low}, got {getattr(args, name)}"
         for name, low in (("lease_seconds", 5), ("stuck_pod_seconds", 10), ("workers", 1))
         if getattr(args, name) < low
     ]
+    if (
+        args.log_level not in LOG_LEVELS
+    ):  # argparse does not check a default (from the environment) for choices
+        problems.append(
+            f"--log-level [env DATAMANAGER_LOG_LEVEL] must be one of {', '.join(LOG_LEVELS)}, "
+            f"got {args.log_level!r}"
+        )
     if problems:
         for problem in problems:
             print(f"datamanager operator: invalid configuration: {problem}")
