@@ -100,3 +100,15 @@ def test_the_valid_baseline_is_accepted_with_defaults(kube: Client, namespace: s
     assert created.spec["checks"] == ["gaps", "duplicates", "ohlc", "freshness", "spikes"]
     assert created.spec["concurrencyPolicy"] == "Forbid"
     assert created.spec["job"]["backoffLimit"] == 2
+
+
+@pytest.mark.usefixtures("crds")
+def test_the_documented_samples_are_valid(kube: Client, namespace: str) -> None:
+    import yaml
+
+    from tests.conftest import REPO
+
+    for name, res in (("dataaudit.yaml", DataAudit), ("analyticsjob.yaml", AnalyticsJob)):
+        manifest = yaml.safe_load((REPO / "samples" / name).read_text())
+        created = kube.create(res.from_dict(manifest), namespace=namespace)
+        assert created.metadata.name == manifest["metadata"]["name"]

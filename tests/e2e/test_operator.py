@@ -207,3 +207,14 @@ def test_a_pod_that_cannot_pull_its_image_fails_the_run(
     status = wait_for(lambda: finished(kube, DataAudit, "noimage", namespace), 120, "the stuck run to fail")
     assert status["lastRun"]["reason"] == "ImagePullBackOff"
     assert "unpullable.invalid" in status["lastRun"]["message"]
+
+
+def test_a_missing_secret_fails_the_run_with_create_container_config_error(
+    kube: Client, namespace: str, candles: CandleSource
+) -> None:
+    manifest = resource_manifest("DataAudit", "nosecret", candles)
+    manifest["spec"]["source"] = {"dsnSecretRef": {"name": "does-not-exist", "key": "dsn"}}  # type: ignore[index]
+    kube.create(DataAudit.from_dict(manifest), namespace=namespace)
+    status = wait_for(lambda: finished(kube, DataAudit, "nosecret", namespace), 120, "the stuck run to fail")
+    assert status["lastRun"]["reason"] == "CreateContainerConfigError"
+    assert 'secret "does-not-exist" not found' in status["lastRun"]["message"]
