@@ -218,3 +218,18 @@ def test_a_missing_secret_fails_the_run_with_create_container_config_error(
     status = wait_for(lambda: finished(kube, DataAudit, "nosecret", namespace), 120, "the stuck run to fail")
     assert status["lastRun"]["reason"] == "CreateContainerConfigError"
     assert 'secret "does-not-exist" not found' in status["lastRun"]["message"]
+
+
+def test_a_run_past_its_deadline_fails_with_deadline_exceeded(
+    kube: Client, namespace: str, candles: CandleSource
+) -> None:
+    # the pod never starts (unpullable image) and the Job's deadline (10 s) comes before the stuck-pod timeout
+    job = {"image": "unpullable.invalid/datamanager:0", "activeDeadlineSeconds": 10}
+    kube.create(
+        DataAudit.from_dict(resource_manifest("DataAudit", "late", candles, job=job)), namespace=namespace
+    )
+    status = wait_for(
+        lambda: finished(kube, DataAudit, "late", namespace), 120, "the run to hit its deadline"
+    )
+    assert status["lastRun"]["reason"] == "DeadlineExceeded"
+    assert condition(status, "Failed")["reason"] == "DeadlineExceeded"
