@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from .settings import OperatorSettings
 
@@ -93,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if problems:
         for problem in problems:
-            print(f"datamanager operator: invalid configuration: {problem}")
+            print(f"datamanager operator: invalid configuration: {problem}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for noisy in ("kopf", "httpx", "httpx2", "aiohttp.access"):
