@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-from datetime import UTC, datetime
-
-from datamanager.contract import ENV_RESOURCE, ENV_RUN_ID
 
 HELP = "Compute market analytics (volatility, volume, trend, momentum, correlation, regime) from the \
 extractor's MySQL candles and write the results to MongoDB."
@@ -42,16 +38,6 @@ _WINDOW_FLAGS = {
 }
 
 
-def _as_of(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO-8601 time such as 2024-07-05T12:00:00Z"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     from datamanager_workers.shared.settings import add_common_arguments
 
@@ -67,18 +53,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         analytics.add_argument(
             f"--{family}-window", type=int, metavar="N", help=f"candles in the window of {what}"
         )
-
-    runtime = parser.add_argument_group("run time")
-    runtime.add_argument(
-        "--as-of", type=_as_of, metavar="TIME", help="analyse as if it were TIME (ISO-8601, UTC); default now"
-    )
-    runtime.add_argument("--log-format", choices=("text", "json"), default="text", help="default %(default)s")
-    runtime.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default="info",
-        help="default %(default)s",
-    )
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, object]:
@@ -96,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from datamanager_workers.analytics.job import AnalyticsOptions, run_analytics
     from datamanager_workers.logs import configure_logging
     from datamanager_workers.shared.entrypoint import run_job
-    from datamanager_workers.shared.settings import load_settings, termination_log_path
+    from datamanager_workers.shared.settings import load_settings
 
     configure_logging(args.log_format, args.log_level)
 
@@ -104,10 +78,4 @@ def run(args: argparse.Namespace) -> int:
         settings = load_settings(AnalyticsJobSpec, args, kind="AnalyticsJob", overrides=_overrides(args))
         return await run_analytics(settings, AnalyticsOptions(as_of=args.as_of))
 
-    return run_job(
-        "analytics",
-        main,
-        termination_log=termination_log_path(args),
-        run_id=args.run_id or os.environ.get(ENV_RUN_ID),
-        resource=args.resource or os.environ.get(ENV_RESOURCE),
-    )
+    return run_job("analytics", main, args)

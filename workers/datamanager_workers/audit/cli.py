@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from datamanager.contract import ENV_NATS_URL, ENV_RESOURCE, ENV_RUN_ID
+from datamanager.contract import ENV_NATS_URL
 
 if TYPE_CHECKING:  # heavy imports stay inside functions so that `--help` is instant
     from datamanager.api import DataAuditSpec
@@ -36,21 +35,11 @@ exit codes:
 See docs/audit.md for the health-score formula and retention."""
 
 
-def _as_of(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO-8601 time such as 2024-07-05T12:00:00Z"
-        ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
 def configure(parser: argparse.ArgumentParser) -> None:
     from datamanager_workers.shared.settings import add_common_arguments
 
     parser.epilog = EPILOG
-    add_common_arguments(parser)
+    runtime = add_common_arguments(parser)
     audit = parser.add_argument_group("audit (override the spec)")
     audit.add_argument(
         "--checks", metavar="A,B", help="checks to run: gaps,duplicates,ohlc,freshness,spikes (default all)"
@@ -76,24 +65,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--backfill-min-missing", type=int, metavar="N", help="smallest gap worth a request (1)"
     )
 
-    runtime = parser.add_argument_group("run time")
     runtime.add_argument("--nats-url", help=f"NATS server for backfill requests (env {ENV_NATS_URL})")
-    runtime.add_argument(
-        "--as-of", type=_as_of, metavar="TIME", help="audit as if it were TIME (ISO-8601, UTC); default now"
-    )
     runtime.add_argument(
         "--concurrency",
         type=int,
         default=2,
         metavar="N",
         help="MySQL connections in use at once (default %(default)s)",
-    )
-    runtime.add_argument("--log-format", choices=("text", "json"), default="text", help="default %(default)s")
-    runtime.add_argument(
-        "--log-level",
-        choices=("debug", "info", "warning", "error"),
-        default="info",
-        help="default %(default)s",
     )
 
 
@@ -125,7 +103,6 @@ def run(args: argparse.Namespace) -> int:
     from datamanager_workers.logs import configure_logging
     from datamanager_workers.shared.entrypoint import run_job
     from datamanager_workers.shared.errors import InvalidConfigError
-    from datamanager_workers.shared.settings import termination_log_path
 
     configure_logging(args.log_format, args.log_level)
 
@@ -142,10 +119,4 @@ def run(args: argparse.Namespace) -> int:
             settings, AuditOptions(as_of=args.as_of, concurrency=args.concurrency, nats_url=nats_url)
         )
 
-    return run_job(
-        "audit",
-        main,
-        termination_log=termination_log_path(args),
-        run_id=args.run_id or os.environ.get(ENV_RUN_ID),
-        resource=args.resource or os.environ.get(ENV_RESOURCE),
-    )
+    return run_job("audit", main, args)

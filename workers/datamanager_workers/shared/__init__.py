@@ -18,5 +18,5 @@ Public API (import from the submodules):
   ``decimal_codec_options``, ``expiry``, ``EXPIRES_FIELD``
 - ``summary``: ``write_summary(summary, path)``, ``fit_summary(summary)``; the model is
   ``datamanager.contract.RunSummary``
-- ``entrypoint``: ``run_job(job, main, *, termination_log, run_id, resource) -> int``
+- ``entrypoint``: ``run_job(job, main, args) -> int``
 """

@@ -90,8 +90,20 @@ def _comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags every batch worker takes; each names the environment variable it overrides."""
+def utc_time(text: str) -> datetime:
+    """An argparse type: an ISO-8601 time, read as UTC when it names no zone."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO-8601 time such as 2024-07-05T12:00:00Z"
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """Flags every batch worker takes; each names the environment variable it overrides. Returns the
+    "run time" group, for a job's own run-time flags."""
     run = parser.add_argument_group("spec and run identity")
     run.add_argument(
         "--spec",
@@ -140,6 +152,19 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     what.add_argument("--database", help="MongoDB database for the results (default datamanager)")
     what.add_argument("--collection", help="MongoDB collection for the results (default per job)")
     what.add_argument("--retention-days", type=int, help="results expire after this many days (default 30)")
+
+    runtime = parser.add_argument_group("run time")
+    runtime.add_argument(
+        "--as-of", type=utc_time, metavar="TIME", help="run as if it were TIME (ISO-8601, UTC); default now"
+    )
+    runtime.add_argument("--log-format", choices=("text", "json"), default="text", help="default %(default)s")
+    runtime.add_argument(
+        "--log-level",
+        choices=("debug", "info", "warning", "error"),
+        default="info",
+        help="default %(default)s",
+    )
+    return runtime
 
 
 def _common_overrides(args: argparse.Namespace) -> dict[str, Any]:
