@@ -55,22 +55,15 @@ def rig_env() -> dict[str, str]:
 
 def seed(env: dict[str, str]) -> str:
     """Candles as the extractor stores them, with defects the audit should find."""
-    import pymysql
-
     from tests.fixtures.candles import Defects, generate, store
+    from tests.fixtures.mysql import connect
 
     say(
         "Seeding MySQL: 30 days of 1h candles (3 symbols) and 7 days of 5m candles (2 symbols), with a gap, "
         "an invalid candle, a price spike and stale candles"
     )
     server = urlsplit(env["RIG_MYSQL_DSN"])
-    conn = pymysql.connect(
-        host=server.hostname,
-        port=server.port or 3306,
-        user=server.username,
-        password=server.password or "",
-        autocommit=True,
-    )
+    conn = connect(env["RIG_MYSQL_DSN"])
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     with conn.cursor() as cur:
         cur.execute("DROP DATABASE IF EXISTS binance")

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import pymysql
 import pytest
 from lightkube import Client, KubeConfig
 from lightkube.core.exceptions import ApiError
@@ -24,6 +23,8 @@ from lightkube.models.authentication_v1 import TokenRequestSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, ServiceAccount
 from pymongo import AsyncMongoClient
+
+from tests.fixtures.mysql import connect
 
 T = TypeVar("T")
 
@@ -68,13 +69,7 @@ def mysql_dsn(rig_env: dict[str, str]) -> Iterator[str]:
     """DSN of a fresh, empty MariaDB database that is dropped after the test."""
     server = urlsplit(rig_env["RIG_MYSQL_DSN"])
     name = _unique("t")
-    conn = pymysql.connect(
-        host=server.hostname,
-        port=server.port or 3306,
-        user=server.username,
-        password=server.password or "",
-        autocommit=True,
-    )
+    conn = connect(rig_env["RIG_MYSQL_DSN"])
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}`")
     try:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit, urlunsplit
 
-import pymysql
 import pytest
 import yaml
 from lightkube import Client
@@ -22,6 +21,7 @@ from lightkube.resources.core_v1 import Secret
 
 from tests.conftest import REPO, wait_for
 from tests.fixtures.candles import Defects, generate, store
+from tests.fixtures.mysql import connect
 from tests.rig.rig import CACHE, versions
 
 CHART = REPO / "charts" / "datamanager"
@@ -38,10 +38,12 @@ def tool_path() -> str:
     return ":".join([*map(str, bins), os.environ.get("PATH", "")])
 
 
-def run_tool(rig_env: dict[str, str], *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_tool(
+    rig_env: dict[str, str], *argv: str, check: bool = True, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """kubectl or helm against the rig; the output is in the failure message when it fails."""
     env = {**os.environ, "KUBECONFIG": rig_env["KUBECONFIG"], "PATH": tool_path()}
-    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True, timeout=300)
     if check and result.returncode != 0:
         pytest.fail(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     return result
@@ -109,13 +111,7 @@ def candles(kube: Client, namespace: str, rig_env: dict[str, str]) -> Iterator[C
     and the Secrets a resource in ``namespace`` references: extractor-mysql/dsn, datamanager-mongodb/uri."""
     server = urlsplit(rig_env["RIG_MYSQL_DSN"])
     database = f"e2e_{uuid.uuid4().hex[:10]}"
-    conn = pymysql.connect(
-        host=server.hostname,
-        port=server.port or 3306,
-        user=server.username,
-        password=server.password or "",
-        autocommit=True,
-    )
+    conn = connect(rig_env["RIG_MYSQL_DSN"])
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     count = 24 * 7
     with conn.cursor() as cur:
