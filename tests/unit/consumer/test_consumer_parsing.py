@@ -7,13 +7,28 @@ import json
 import pytest
 from consumer_corpus import CORPUS, WELL_FORMED, Case
 
-from datamanager_workers.consumer.parsing import EVENT_TYPES, MALFORMED_REASONS, parse
+from datamanager_workers.consumer.parsing import (
+    DEFAULT_MAX_PAYLOAD_BYTES,
+    EVENT_TYPES,
+    MALFORMED_REASONS,
+    EventRef,
+    events,
+    parse,
+)
+
+
+def parsed(
+    payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES
+) -> tuple[str, tuple[EventRef, ...]] | str:
+    """parse() in the shape the expectations are written in: the type and every event, or the reason."""
+    result = parse(payload, max_bytes)
+    return result if isinstance(result, str) else (result[0], events(result))
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[case.name for case in CORPUS])
 def test_corpus_message_parses_as_expected(case: Case) -> None:
     expected = case.malformed if case.malformed is not None else (case.type, case.events)
-    assert parse(case.payload) == expected
+    assert parsed(case.payload) == expected
 
 
 def test_corpus_covers_every_reason_that_json_can_express() -> None:
@@ -60,18 +75,18 @@ TRADE = {"e": "trade", "E": 1720180800123, "s": "BTCUSDT"}
     ],
 )
 def test_bad_input_is_classified(payload: bytes, reason: str) -> None:
-    assert parse(payload) == reason
+    assert parsed(payload) == reason
 
 
 def test_oversized_payload_is_rejected_before_parsing() -> None:
     payload = json.dumps({"stream": "btcusdt@trade", "data": TRADE}).encode()
-    assert parse(payload, max_bytes=len(payload)) == ("trade", (("BTCUSDT", 1720180800123),))
-    assert parse(payload, max_bytes=len(payload) - 1) == "oversized"
+    assert parsed(payload, max_bytes=len(payload)) == ("trade", (("BTCUSDT", 1720180800123),))
+    assert parsed(payload, max_bytes=len(payload) - 1) == "oversized"
 
 
 def test_valid_utf8_beyond_ascii_is_accepted() -> None:
     payload = json.dumps({"note": "prix en €", "data": {**TRADE, "s": "币安人生USDT"}}, ensure_ascii=False)
-    assert parse(payload.encode()) == ("trade", (("币安人生USDT", 1720180800123),))
+    assert parsed(payload.encode()) == ("trade", (("币安人生USDT", 1720180800123),))
 
 
 @pytest.mark.parametrize(
@@ -94,17 +109,22 @@ def test_valid_utf8_beyond_ascii_is_accepted() -> None:
 )
 def test_type_comes_from_the_stream_when_the_payload_has_no_e(stream: str, expected_type: str) -> None:
     payload = json.dumps({"stream": stream, "data": {"s": "BTCUSDT", "E": 1}}).encode()
-    assert parse(payload) == (expected_type, (("BTCUSDT", 1),))
+    assert parsed(payload) == (expected_type, (("BTCUSDT", 1),))
 
 
 def test_all_market_stream_names_no_symbol() -> None:
     payload = json.dumps({"stream": "!bookTicker", "data": {"e": "bookTicker"}}).encode()
-    assert parse(payload) == "missing_symbol"
+    assert parsed(payload) == "missing_symbol"
 
 
 def test_payload_symbol_wins_over_the_stream_prefix() -> None:
     payload = json.dumps({"stream": "ethusdt@trade", "data": TRADE}).encode()
-    assert parse(payload) == ("trade", (("BTCUSDT", 1720180800123),))
+    assert parsed(payload) == ("trade", (("BTCUSDT", 1720180800123),))
+
+
+def test_a_single_event_carries_no_further_events() -> None:
+    payload = json.dumps({"stream": "btcusdt@trade", "data": TRADE}).encode()
+    assert parse(payload) == ("trade", "BTCUSDT", 1720180800123, ())
 
 
 def test_every_type_label_is_in_the_bounded_set() -> None:

@@ -15,7 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from datamanager_workers.consumer.counters import Counters
-from datamanager_workers.consumer.parsing import EVENT_TYPES, MALFORMED_REASONS, MAX_SYMBOL_LENGTH, parse
+from datamanager_workers.consumer.parsing import (
+    EVENT_TYPES,
+    MALFORMED_REASONS,
+    MAX_SYMBOL_LENGTH,
+    events,
+    parse,
+)
 
 EXAMPLES = 150
 BATCH = 250  # random byte strings and random envelopes: 2 x 150 x 250 = 75,000 payloads
@@ -35,10 +41,8 @@ def assert_each_counted_once(payloads: list[bytes]) -> None:
         if isinstance(result, str):
             assert result in MALFORMED_REASONS
         else:
-            kind, events = result
-            assert kind in EVENT_TYPES
-            assert events
-            for symbol, event_time in events:
+            assert result[0] in EVENT_TYPES
+            for symbol, event_time in events(result):
                 assert 0 < len(symbol) <= MAX_SYMBOL_LENGTH
                 assert symbol == symbol.upper()
                 assert event_time is None or event_time >= 0
@@ -141,13 +145,15 @@ def event(symbol: str, place: str, event_time: int) -> dict[str, object]:
 
 @settings(max_examples=300, deadline=None)
 @given(EVENTS)
-def test_symbol_is_found_wherever_the_format_puts_it(events: list[tuple[str, str, int]]) -> None:
-    expected = tuple((symbol.upper(), event_time) for symbol, _, event_time in events)
-    for (symbol, place, event_time), resolved in zip(events, expected, strict=True):
+def test_symbol_is_found_wherever_the_format_puts_it(generated: list[tuple[str, str, int]]) -> None:
+    expected = tuple((symbol.upper(), event_time) for symbol, _, event_time in generated)
+    for (symbol, place, event_time), resolved in zip(generated, expected, strict=True):
         single = {"stream": "x@y", "data": event(symbol, place, event_time)}
-        assert parse(json.dumps(single).encode()) == ("other", (resolved,))
+        assert parse(json.dumps(single).encode()) == ("other", *resolved, ())
         depth = {"stream": f"{symbol.lower()}@depth20@100ms", "data": {"lastUpdateId": 1, "bids": []}}
-        assert parse(json.dumps(depth).encode()) == ("partialDepth", ((symbol.upper(), None),))
+        assert parse(json.dumps(depth).encode()) == ("partialDepth", symbol.upper(), None, ())
     # An all-market list counts every element under its own symbol, in order.
-    all_market = {"stream": "!markPrice@arr@1s", "data": [event(*item) for item in events]}
-    assert parse(json.dumps(all_market).encode()) == ("markPriceUpdate", expected)
+    all_market = {"stream": "!markPrice@arr@1s", "data": [event(*item) for item in generated]}
+    all_market_result = parse(json.dumps(all_market).encode())
+    assert not isinstance(all_market_result, str)
+    assert (all_market_result[0], events(all_market_result)) == ("markPriceUpdate", expected)

@@ -63,7 +63,6 @@ class Counters:
         self.max_payload_bytes = max_payload_bytes
         self.messages_by_type: dict[str, int] = dict.fromkeys(EVENT_TYPES, 0)
         self.malformed_by_reason: dict[str, int] = dict.fromkeys(MALFORMED_REASONS, 0)
-        self.events_total = 0
         self.bytes_total = 0
         allowed = {symbol.upper() for symbol in allowed_symbols}
         self.symbols: dict[str, SymbolStats] = {symbol: SymbolStats() for symbol in sorted(allowed)}
@@ -80,6 +79,11 @@ class Counters:
     def malformed_total(self) -> int:
         return sum(self.malformed_by_reason.values())
 
+    @property
+    def events_total(self) -> int:
+        """Events counted (one per message, or one per element of a list payload): each is in one bucket."""
+        return self.other.events + sum(stats.events for stats in self.symbols.values())
+
     def observe(self, payload: bytes, received_at: float) -> str | None:
         """Count one message that arrived at ``received_at`` (epoch s); return why it is malformed, if so."""
         self.bytes_total += len(payload)
@@ -87,10 +91,14 @@ class Counters:
         if isinstance(result, str):
             self.malformed_by_reason[result] += 1
             return result
-        kind, events = result
+        kind, symbol, event_time, rest = result
         self.messages_by_type[kind] += 1
-        self.events_total += len(events)
-        for symbol, event_time in events:
+        stats = self.symbols.get(symbol) or self._new_bucket(symbol)
+        stats.events += 1
+        if event_time is not None:
+            stats.last_event_ms = event_time
+            stats.received_at = received_at
+        for symbol, event_time in rest:
             stats = self.symbols.get(symbol) or self._new_bucket(symbol)
             stats.events += 1
             if event_time is not None:

@@ -107,8 +107,15 @@ _decode = msgspec.json.Decoder(_Envelope).decode
 EventRef = tuple[str, int | None]
 """One event: its normalised symbol and its event time ``E`` in epoch milliseconds, if it has one."""
 
-Parsed = tuple[str, tuple[EventRef, ...]]
-"""A well-formed message: its event type and its events (one, or one per element of a list payload)."""
+Parsed = tuple[str, str, int | None, tuple[EventRef, ...]]
+"""A well-formed message: its event type, its first event's symbol and time, and the events after it (the
+other elements of a list payload; empty for the usual single event, so that case allocates one tuple)."""
+
+
+def events(parsed: Parsed) -> tuple[EventRef, ...]:
+    """Every event of a parsed message, in order."""
+    _, symbol, event_time, rest = parsed
+    return ((symbol, event_time), *rest)
 
 
 class _MalformedError(Exception):
@@ -144,51 +151,52 @@ def parse(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Parsed 
     except RecursionError:
         return TOO_DEEP
     data = envelope.data
-    if data is None:
-        return MISSING_DATA
-    stream = envelope.stream
+    if isinstance(data, _Event):
+        # Nearly every message: one event naming its type and a symbol seen before. Spelled out inline,
+        # without a call, because this runs for each of them.
+        symbol, name = data.symbol, data.event_type
+        if symbol is not None and name is not None:
+            normalised = _symbols.get(symbol)
+            if normalised is not None:
+                return _TYPE_BY_EVENT_NAME.get(name, OTHER_TYPE), normalised, data.event_time, ()
     try:
-        if isinstance(data, _Event):
-            # The common case, spelled out inline: it runs for nearly every message.
-            symbol = data.symbol
-            if symbol is None:
-                symbol = _other_symbol(data, stream)
-            normalised = _symbols.get(symbol) or _normalised(symbol)
-            name = data.event_type
-            if name is None:
-                return _stream_type(stream), ((normalised, data.event_time),)
-            return _TYPE_BY_EVENT_NAME.get(name, OTHER_TYPE), ((normalised, data.event_time),)
-        if not data:
-            return EMPTY_LIST
-        events = tuple([(_symbol(element, stream), element.event_time) for element in data])
-        return _event_type(data[0], stream), events
+        return _parse_data(data, envelope.stream)
     except _MalformedError as exc:
         return exc.reason
 
 
-def _event_type(event: _Event, stream: str | None) -> str:
-    if event.event_type is not None:
-        return _TYPE_BY_EVENT_NAME.get(event.event_type, OTHER_TYPE)
-    return _stream_type(stream)
+def _parse_data(data: _Event | list[_Event] | None, stream: str | None) -> Parsed | str:
+    """The general case: nested or stream-named symbols, types from the stream name, new symbols, lists."""
+    if isinstance(data, _Event):
+        symbol, event_type = _resolve(data, stream)
+        return event_type, symbol, data.event_time, ()
+    if data is None:
+        return MISSING_DATA
+    if not data:
+        return EMPTY_LIST
+    first, *others = data
+    symbol, event_type = _resolve(first, stream)
+    rest = tuple([(_resolve(element, stream)[0], element.event_time) for element in others])
+    return event_type, symbol, first.event_time, rest
 
 
-def _stream_type(stream: str | None) -> str:
-    if stream is None:
-        return OTHER_TYPE
-    return (_streams.get(stream) or _stream_info(stream))[0]
-
-
-def _symbol(event: _Event, stream: str | None) -> str:
+def _resolve(event: _Event, stream: str | None) -> tuple[str, str]:
+    """The event's normalised symbol and type: from the event where it says, else from the stream name."""
     symbol = event.symbol
     if symbol is None:
-        symbol = _other_symbol(event, stream)
-    return _symbols.get(symbol) or _normalised(symbol)
-
-
-def _other_symbol(event: _Event, stream: str | None) -> str:
-    """The symbol of an event without ``s``: nested in it, else named by the stream."""
-    symbol = _nested_symbol(event)
-    return symbol if symbol is not None else _stream_symbol(stream)
+        symbol = _nested_symbol(event)
+    name = event.event_type
+    event_type = OTHER_TYPE if name is None else _TYPE_BY_EVENT_NAME.get(name, OTHER_TYPE)
+    if symbol is None or name is None:
+        # Spot-style partial depth names neither: its stream name (x@depth20@100ms) names both.
+        implied_type, named_symbol = _stream_info(stream)
+        if name is None:
+            event_type = implied_type
+        if symbol is None:
+            if named_symbol is None:
+                raise _MalformedError(MISSING_SYMBOL)
+            symbol = named_symbol
+    return _symbols.get(symbol) or _normalised(symbol), event_type
 
 
 def _normalised(symbol: str) -> str:
@@ -209,16 +217,13 @@ def _nested_symbol(event: _Event) -> str | None:
     return event.pair
 
 
-def _stream_symbol(stream: str | None) -> str:
-    """Spot-style partial depth names its symbol only in the stream; all-market streams name none."""
-    symbol = None if stream is None else (_streams.get(stream) or _stream_info(stream))[1]
-    if symbol is None:
-        raise _MalformedError(MISSING_SYMBOL)
-    return symbol
-
-
-def _stream_info(stream: str) -> tuple[str, str | None]:
-    """``x@kline_1h`` -> kline, X; ``x@depth20@100ms`` -> partialDepth, X; ``!ticker@arr`` -> 24hrTicker."""
+def _stream_info(stream: str | None) -> tuple[str, str | None]:
+    """``x@kline_1h`` -> kline, x; ``x@depth20@100ms`` -> partialDepth, x; ``!ticker@arr`` -> 24hrTicker."""
+    if stream is None:
+        return OTHER_TYPE, None
+    info = _streams.get(stream)
+    if info is not None:
+        return info
     name, at, rest = stream.partition("@")
     if name.startswith("!"):
         kind, symbol = name[1:], None
