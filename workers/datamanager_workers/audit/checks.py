@@ -1,9 +1,9 @@
 """Runs the selected checks for one table (one interval, all of this run's symbols) and collects the
 findings per dataset.
 
-The queries are independent, so they run concurrently, each on its own pooled connection: the validity
-scan (followed by the violation listing only when a rule was broken), the gap-and-spike pass, the duplicate
-grouping and the freshness lookup. Each covers every symbol at once.
+The queries are independent, so they run concurrently, each on its own pooled connection, the longest
+first: the spike pass, the gap-and-copy pass (always: the completeness score needs its count of copies),
+the broken-row listing, the count scan and the freshness lookup. Each covers every symbol at once.
 """
 
 from __future__ import annotations
@@ -64,14 +64,16 @@ async def audit_table(
         return list(audits.values())
 
     run = _TableQueries(source, spec, audits, quote(table), interval, window)
-    wanted: list[Coroutine[Any, Any, None]] = [run.validity(), run.last_open_times()]
-    if AuditCheck.GAPS in checks or AuditCheck.SPIKES in checks:
-        wanted.append(run.series())
-    if AuditCheck.DUPLICATES in checks:
-        wanted.append(run.duplicates())
+    wanted: list[Coroutine[Any, Any, None]] = []
+    if AuditCheck.SPIKES in checks:
+        wanted.append(run.spikes())
+    wanted += [run.sequence(), run.stats(), run.last_open_times()]
+    if AuditCheck.OHLC in checks:
+        wanted.append(run.violations())
     await asyncio.gather(*wanted)
 
     for audit in audits.values():
+        audit.present = run.on_grid.get(audit.symbol, 0) - run.copies_on_grid.get(audit.symbol, 0)
         last = run.last_open.get(audit.symbol)
         if AuditCheck.FRESHNESS in checks:
             stale = (
@@ -120,6 +122,8 @@ class _TableQueries:
         self.first_open: dict[str, datetime] = {}
         self.final_open: dict[str, datetime] = {}
         self.last_open: dict[str, datetime] = {}
+        self.on_grid: dict[str, int] = {}  # rows on the interval's grid, copies included
+        self.copies_on_grid: dict[str, int] = {}  # of which extra copies of an open time
 
     def _audit(self, symbol: str) -> DatasetAudit | None:
         # MySQL compares symbols without regard to case; the spec's are upper case.
@@ -131,61 +135,65 @@ class _TableQueries:
             if last is not None:
                 self.last_open[symbol.upper()] = to_utc(last)
 
-    async def validity(self) -> None:
-        broken = False
+    async def stats(self) -> None:
         for row in await self.source.fetch_all(queries.stats(self.table, self.step, self.count), self.params):
+            symbol, rows, on_grid, first, final, quiet = row
+            audit = self._audit(symbol)
+            if audit is not None:
+                audit.rows, audit.quiet_candles = int(rows), int(quiet or 0)
+                self.on_grid[audit.symbol] = int(on_grid or 0)
+                self.first_open[audit.symbol], self.final_open[audit.symbol] = to_utc(first), to_utc(final)
+
+    async def violations(self) -> None:
+        for clean in self.audits.values():
+            clean.rule_counts = dict.fromkeys(OHLC_RULES, 0)
+        sql = queries.violations(self.table, self.step, self.count, self.spec.max_findings)
+        for row in await self.source.fetch_all(sql, self.params):
             audit = self._audit(row[0])
+            if audit is not None:
+                audit.violations.append(_violation(row))
+                audit.invalid_rows = int(row[8])
+                audit.rule_counts = {rule: int(n) for rule, n in zip(OHLC_RULES, row[9:], strict=True)}
+
+    async def sequence(self) -> None:
+        sql = queries.sequence(self.table, self.step, self.count, self.spec.max_findings)
+        checks = self.spec.checks
+        list_gaps, list_copies = AuditCheck.GAPS in checks, AuditCheck.DUPLICATES in checks
+        delta = timedelta(seconds=self.step)
+        for row in await self.source.fetch_all(sql, self.params):
+            symbol, is_copy, open_time, distance, flat, extra, gaps, missing, copied, copies, on_grid = row
+            audit = self._audit(symbol)
             if audit is None:
                 continue
-            audit.rows, audit.present, audit.quiet_candles = int(row[1]), int(row[2]), int(row[5] or 0)
-            self.first_open[audit.symbol], self.final_open[audit.symbol] = to_utc(row[3]), to_utc(row[4])
-            if AuditCheck.OHLC in audit.checks:
-                audit.rule_counts = {rule: int(n or 0) for rule, n in zip(OHLC_RULES, row[6:], strict=True)}
-                broken = broken or any(audit.rule_counts.values())
-        if broken:
-            sql = queries.violations(self.table, self.step, self.count, self.spec.max_findings)
-            for row in await self.source.fetch_all(sql, self.params):
-                audit = self._audit(row[0])
-                if audit is not None:
-                    audit.violations.append(_violation(row))
-                    audit.invalid_rows = int(row[-1])
+            self.copies_on_grid[audit.symbol] = int(on_grid)
+            moment = to_utc(open_time)
+            if list_copies:
+                audit.duplicate_times, audit.duplicate_rows = int(copied), int(copies)
+                if is_copy:
+                    audit.duplicates.append(Duplicate(open_time=moment, copies=int(extra) + 1))
+            if list_gaps:
+                audit.gap_count, audit.missing_candles = int(gaps), int(missing)
+                if not is_copy:
+                    count = -(-int(distance) // self.step) - 1
+                    first = moment - timedelta(seconds=int(distance)) + delta
+                    audit.gaps.append(Gap("interior", first, first + (count - 1) * delta, count, bool(flat)))
 
-    async def series(self) -> None:
-        checks, spikes = self.spec.checks, self.spec.spikes
-        sql = queries.series(
+    async def spikes(self) -> None:
+        settings = self.spec.spikes
+        sql = queries.spikes(
             self.table,
             self.step,
             self.count,
-            gaps=AuditCheck.GAPS in checks,
-            spikes=AuditCheck.SPIKES in checks,
-            sigma=spikes.sigma,
-            lookback=spikes.lookback,
-            min_returns=min_spike_returns(spikes.lookback),
+            sigma=settings.sigma,
+            lookback=settings.lookback,
+            min_returns=min_spike_returns(settings.lookback),
             limit=self.spec.max_findings,
         )
-        delta = timedelta(seconds=self.step)
-        for row in await self.source.fetch_all(sql, self.params):
-            symbol, is_gap, open_time, distance, flat, close, r, threshold, gaps, missed, found = row
-            audit = self._audit(symbol)
-            if audit is None:
-                continue
-            moment = to_utc(open_time)
-            if is_gap:
-                missing = -(-int(distance) // self.step) - 1
-                first = moment - timedelta(seconds=int(distance)) + delta
-                audit.gaps.append(Gap("interior", first, first + (missing - 1) * delta, missing, bool(flat)))
-            else:
-                audit.spikes.append(Spike(moment, float(r), float(threshold), close=close))
-            audit.gap_count, audit.missing_candles = int(gaps or 0), int(missed or 0)
-            audit.spike_count = int(found or 0)
-
-    async def duplicates(self) -> None:
-        sql = queries.duplicates(self.table, self.count, self.spec.max_findings)
-        for symbol, open_time, copies, times, extra in await self.source.fetch_all(sql, self.params):
+        for symbol, open_time, close, r, threshold, total in await self.source.fetch_all(sql, self.params):
             audit = self._audit(symbol)
             if audit is not None:
-                audit.duplicates.append(Duplicate(open_time=to_utc(open_time), copies=int(copies)))
-                audit.duplicate_times, audit.duplicate_rows = int(times), int(extra)
+                audit.spikes.append(Spike(to_utc(open_time), float(r), float(threshold), close=close))
+                audit.spike_count = int(total)
 
     def add_edge_gaps(self, audit: DatasetAudit) -> None:
         """Leading and trailing gaps around the interior ones; the list keeps at most ``max_findings``."""
@@ -210,6 +218,7 @@ class _TableQueries:
 
 
 def _violation(row: tuple[Any, ...]) -> OhlcViolation:
+    broken = int(row[7])
     return OhlcViolation(
         open_time=to_utc(row[1]),
         open=row[2],
@@ -217,5 +226,5 @@ def _violation(row: tuple[Any, ...]) -> OhlcViolation:
         low=row[4],
         close=row[5],
         volume=row[6],
-        rules=tuple(rule for rule, flag in zip(OHLC_RULES, row[7:-1], strict=True) if flag),
+        rules=tuple(rule for i, rule in enumerate(OHLC_RULES) if broken & (1 << i)),
     )

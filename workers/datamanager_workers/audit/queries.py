@@ -1,15 +1,23 @@
 """The audit's SQL. Every query returns findings or aggregates, never every candle.
 
 One query of each kind covers all the symbols of one table (``PARTITION BY symbol`` / ``GROUP BY symbol``),
-so a table is scanned a fixed number of times however many symbols are audited.
+so a table is read a fixed number of times however many symbols are audited: a plain scan for the counts
+(``stats``), a filtered scan for broken rows (``violations``), and two ordered passes, one for gaps and
+copies (``sequence``), one for spikes (``spikes``), which the job runs side by side.
 
-Portable to MariaDB 10.11 and MySQL 8: window functions with a named window and ROWS frames, ``TO_SECONDS``
+What makes the ordered passes cheap: each materialises only narrow columns (the DECIMAL prices it needs are
+compared inside the pass or looked up afterwards for the few rows found), window functions over the same
+ordering share one named window (the server computes functions over one window in one pass, but a repeated
+inline spelling of it in separate passes), and the rolling spread comes from rolling sums rather than
+``STDDEV_SAMP``, so that it shares the frame with the count.
+
+Portable to MariaDB 10.11 and MySQL 8: window functions with named windows and ROWS frames, ``TO_SECONDS``
 (seconds since year 0, independent of the session time zone; a multiple of 86400 at every UTC midnight, so
-``MOD(TO_SECONDS(t), step) = 0`` is the interval's grid for every interval up to a day), ``DIV``, ``LN`` and
-``STDDEV_SAMP``. Table names are validated identifiers and the interval, limits and sigma are numbers, so
-they are formatted in; values go through parameters: every query takes ``range_params`` (the symbols, then
-first and last expected open time) except ``last_open_times``. Comparisons with NULL are unknown and count
-as no violation: the extractor's columns are NOT NULL.
+``MOD(TO_SECONDS(t), step) = 0`` is the interval's grid for every interval up to a day), ``DIV``, ``LN``,
+``SQRT`` and bit operations. Table names are validated identifiers and the interval, limits and sigma are
+numbers, so they are formatted in; values go through parameters: every query takes ``range_params`` (the
+symbols, then first and last expected open time) except ``last_open_times``. Comparisons with NULL are
+unknown and count as no violation: the extractor's columns are NOT NULL.
 """
 
 from __future__ import annotations
@@ -50,118 +58,130 @@ def _rule_sql(rule: str, step: int) -> str:
 
 
 def stats(table: str, step: int, symbols: int) -> str:
-    """One scan with conditional aggregates, per symbol: symbol, rows, distinct on-grid open times, first and
-    last open time, candles without trades, then one count per ``OHLC_RULES``."""
-    per_rule = ",\n  ".join(f"SUM({_rule_sql(rule, step)})" for rule in OHLC_RULES)
+    """One plain scan, per symbol: symbol, rows, rows on the grid, first and last open time, candles without
+    trades."""
     return f"""
-SELECT symbol, COUNT(*),
-  COUNT(DISTINCT CASE WHEN MOD(TO_SECONDS(open_time), {step}) = 0 THEN open_time END),
-  MIN(open_time), MAX(open_time),
-  SUM(number_of_trades = 0),
-  {per_rule}
+SELECT symbol, COUNT(*), SUM(MOD(TO_SECONDS(open_time), {step}) = 0), MIN(open_time), MAX(open_time),
+  SUM(number_of_trades = 0)
 FROM {table} WHERE {_range(symbols)}
 GROUP BY symbol"""
 
 
 def violations(table: str, step: int, symbols: int, limit: int) -> str:
-    """The first ``limit`` rows per symbol breaking any rule: symbol, open_time, open, high, low, close,
-    volume, one 0/1 per rule, and the symbol's total number of such rows."""
-    flags = ", ".join(f"{_rule_sql(rule, step)} AS rule_{i}" for i, rule in enumerate(OHLC_RULES))
+    """Rows breaking any of ``OHLC_RULES``, the first ``limit`` per symbol: symbol, open_time, open, high,
+    low, close, volume, the rules broken as a bit mask (bit i for rule i); then the symbol's exact totals:
+    such rows, then the rows breaking each rule in ``OHLC_RULES`` order. No row comes back for a symbol
+    without one."""
     any_rule = " OR ".join(f"({_rule_sql(rule, step)})" for rule in OHLC_RULES)
-    columns = ", ".join(f"rule_{i}" for i in range(len(OHLC_RULES)))
+    mask = " + ".join(f"({_rule_sql(rule, step)}) * {1 << i}" for i, rule in enumerate(OHLC_RULES))
+    rules = range(len(OHLC_RULES))
+    rule_totals = ", ".join(f"SUM((broken & {1 << i}) > 0) OVER totals AS rule_{i}" for i in rules)
+    rule_columns = ", ".join(f"rule_{i}" for i in rules)
     return f"""
-SELECT symbol, open_time, open_price, high_price, low_price, close_price, volume, {columns}, total
+SELECT symbol, open_time, open_price, high_price, low_price, close_price, volume, broken, total,
+       {rule_columns}
 FROM (
-  SELECT symbol, open_time, open_price, high_price, low_price, close_price, volume, {flags},
-         COUNT(*) OVER (PARTITION BY symbol) AS total,
+  SELECT found.*, COUNT(*) OVER totals AS total, {rule_totals},
          ROW_NUMBER() OVER (PARTITION BY symbol ORDER BY open_time) AS nth
-  FROM {table} WHERE {_range(symbols)} AND ({any_rule})
-) broken
-WHERE nth <= {int(limit)}
-ORDER BY symbol, open_time"""
-
-
-def series(
-    table: str,
-    step: int,
-    symbols: int,
-    *,
-    gaps: bool,
-    spikes: bool,
-    sigma: float,
-    lookback: int,
-    min_returns: int,
-    limit: int,
-) -> str:
-    """Gaps and spikes (each when asked for) in one pass over each symbol's ordered candles.
-
-    A gap: consecutive stored candles further apart than one interval (duplicates are 0 apart, never a
-    gap); missing = ceil(distance / interval) - 1. A spike: a log return between adjacent candles (the later
-    with trades, both prices positive) whose magnitude exceeds ``sigma`` sample standard deviations of the
-    returns of the previous ``lookback`` candles, at least ``min_returns`` of which exist.
-
-    The first ``limit`` of each kind per symbol come back. Columns: symbol, is_gap, open_time, distance in
-    seconds from the previous candle, flat (the price did not move across a gap and the candle before it had
-    no trades), close, log return, threshold, then the symbol's exact totals: gaps, missing candles, spikes.
-    """
-    frame = f"PARTITION BY symbol ORDER BY open_time ROWS BETWEEN {int(lookback)} PRECEDING AND 1 PRECEDING"
-    # Each LAG and LN costs a pass of work per row, so the base takes the logarithm once and folds "close of
-    # a candle without trades" into one column; the materialised inner pass keeps few, narrow columns (a
-    # wide temporary table spills to disk far sooner).
-    return f"""
-SELECT symbol, is_gap, open_time, distance, flat, close_price, r, threshold, n_gaps, n_missing, n_spikes
-FROM (
-  SELECT found.*,
-         SUM(is_gap) OVER (PARTITION BY symbol) AS n_gaps,
-         SUM(missing) OVER (PARTITION BY symbol) AS n_missing,
-         SUM(1 - is_gap) OVER (PARTITION BY symbol) AS n_spikes,
-         ROW_NUMBER() OVER (PARTITION BY symbol, is_gap ORDER BY open_time) AS nth
   FROM (
-    SELECT symbol, open_time, distance, flat, close_price, r, threshold,
-           CASE WHEN distance > {step} THEN 1 ELSE 0 END AS is_gap,
-           CASE WHEN distance > {step} THEN (distance + {step - 1}) DIV {step} - 1 ELSE 0 END AS missing
-    FROM (
-      SELECT candle.*,
-             {float(sigma)!r} * STDDEV_SAMP(r) OVER ({frame}) AS threshold,
-             COUNT(r) OVER ({frame}) AS n
-      FROM (
-        SELECT symbol, open_time, close_price,
-               TO_SECONDS(open_time) - LAG(TO_SECONDS(open_time)) OVER w AS distance,
-               LAG(quiet_close) OVER w = open_price AS flat,
-               CASE WHEN TO_SECONDS(open_time) - LAG(TO_SECONDS(open_time)) OVER w = {step}
-                         AND number_of_trades > 0
-                    THEN log_close - LAG(log_close) OVER w END AS r
-        FROM (
-          SELECT symbol, open_time, open_price, close_price, number_of_trades,
-                 CASE WHEN close_price > 0 THEN LN(close_price) END AS log_close,
-                 CASE WHEN number_of_trades = 0 THEN close_price END AS quiet_close
-          FROM {table} WHERE {_range(symbols)}
-        ) base
-        WINDOW w AS (PARTITION BY symbol ORDER BY open_time)
-      ) candle
-    ) scored
-    WHERE ({int(gaps)} = 1 AND distance > {step})
-       OR ({int(spikes)} = 1 AND n >= {int(min_returns)} AND threshold > 0 AND ABS(r) > threshold)
+    SELECT symbol, open_time, open_price, high_price, low_price, close_price, volume, {mask} AS broken
+    FROM {table} WHERE {_range(symbols)} AND ({any_rule})
   ) found
+  WINDOW totals AS (PARTITION BY symbol)
 ) numbered
 WHERE nth <= {int(limit)}
 ORDER BY symbol, open_time"""
 
 
-def duplicates(table: str, symbols: int, limit: int) -> str:
-    """Open times stored more than once, the first ``limit`` per symbol: symbol, open_time, copies, and the
-    symbol's totals: such times, extra copies."""
+def sequence(table: str, step: int, symbols: int, limit: int) -> str:
+    """Gaps and stored copies, from each stored candle's distance to the one before it, the first ``limit``
+    of each per symbol.
+
+    A gap: consecutive stored candles further apart than one interval; missing = ceil(distance / interval)
+    - 1. A copy: a candle at the same open time as the one before it (distance 0); the extra copies of one
+    open time come back as one row.
+
+    Columns: symbol, is_copy, open_time, distance in seconds from the previous candle, flat (the price did
+    not move across a gap and the candle before it had no trades), extra copies; then the symbol's exact
+    totals: gaps, missing candles, open times stored more than once, extra copies, extra copies on the grid.
+    No row comes back for a symbol without gaps or copies.
+    """
+    # Only small columns leave the ordered pass: materialising its wide DECIMAL ones costs more than the
+    # pass itself.
     return f"""
-SELECT symbol, open_time, copies, times, extra
+SELECT symbol, is_copy, open_time, distance, flat, extra, gaps, missing, copied, copies, copies_on_grid
 FROM (
-  SELECT symbol, open_time, copies,
-         COUNT(*) OVER (PARTITION BY symbol) AS times,
-         SUM(copies - 1) OVER (PARTITION BY symbol) AS extra,
+  SELECT found.*,
+         SUM(1 - is_copy) OVER totals AS gaps,
+         SUM(CASE WHEN is_copy = 0 THEN (distance + {step - 1}) DIV {step} - 1 ELSE 0 END)
+           OVER totals AS missing,
+         SUM(is_copy) OVER totals AS copied,
+         SUM(is_copy * extra) OVER totals AS copies,
+         SUM(CASE WHEN is_copy = 1 AND MOD(TO_SECONDS(open_time), {step}) = 0 THEN extra ELSE 0 END)
+           OVER totals AS copies_on_grid,
+         ROW_NUMBER() OVER (PARTITION BY symbol, is_copy ORDER BY open_time) AS nth
+  FROM (
+    SELECT symbol, distance = 0 AS is_copy, open_time, MAX(distance) AS distance, MAX(flat) AS flat,
+           COUNT(*) AS extra
+    FROM (
+      SELECT symbol, open_time,
+             TO_SECONDS(open_time) - LAG(TO_SECONDS(open_time)) OVER ordered AS distance,
+             LAG(CASE WHEN number_of_trades = 0 THEN close_price END) OVER ordered = open_price AS flat
+      FROM {table} WHERE {_range(symbols)}
+      WINDOW ordered AS (PARTITION BY symbol ORDER BY open_time)
+    ) steps
+    WHERE distance > {step} OR distance = 0
+    GROUP BY symbol, is_copy, open_time
+  ) found
+  WINDOW totals AS (PARTITION BY symbol)
+) numbered
+WHERE nth <= {int(limit)}
+ORDER BY symbol, open_time"""
+
+
+def spikes(
+    table: str, step: int, symbols: int, *, sigma: float, lookback: int, min_returns: int, limit: int
+) -> str:
+    """Spikes: a log return between adjacent candles (the later with trades, both prices positive) whose
+    magnitude exceeds ``sigma`` sample standard deviations of the returns of the previous ``lookback``
+    candles, at least ``min_returns`` of which exist. A spread below 1e-9 (a variance below 1e-18) counts as
+    none: rolling sums leave rounding residue of that order where the returns were all equal.
+
+    The first ``limit`` per symbol: symbol, open_time, close, log return, threshold (sigma x the rolling
+    standard deviation), then the symbol's exact total. No row comes back for a symbol without one.
+    """
+    frame = f"PARTITION BY symbol ORDER BY open_time ROWS BETWEEN {int(lookback)} PRECEDING AND 1 PRECEDING"
+    # The three rolling aggregates share one named frame, so the server computes them in one pass; the
+    # variance comes from the sums (n * s2 - s1^2 ...), which is what lets them share it. The close price is
+    # looked up for the few rows found only: carrying a DECIMAL through the passes doubles their cost.
+    return f"""
+SELECT symbol, open_time,
+       (SELECT MIN(close_price) FROM {table} AS candle
+        WHERE candle.symbol = numbered.symbol AND candle.open_time = numbered.open_time) AS close_price,
+       r, threshold, total
+FROM (
+  SELECT symbol, open_time, r, {float(sigma)!r} * SQRT(variance) AS threshold,
+         COUNT(*) OVER (PARTITION BY symbol) AS total,
          ROW_NUMBER() OVER (PARTITION BY symbol ORDER BY open_time) AS nth
   FROM (
-    SELECT symbol, open_time, COUNT(*) AS copies FROM {table} WHERE {_range(symbols)}
-    GROUP BY symbol, open_time HAVING COUNT(*) > 1
-  ) repeated
+    SELECT symbol, open_time, r,
+           CASE WHEN n >= {int(min_returns)} THEN (s2 - s1 * s1 / n) / (n - 1) END AS variance
+    FROM (
+      SELECT returns.*, SUM(r) OVER recent AS s1, SUM(r * r) OVER recent AS s2, COUNT(r) OVER recent AS n
+      FROM (
+        SELECT symbol, open_time,
+               CASE WHEN TO_SECONDS(open_time) - LAG(TO_SECONDS(open_time)) OVER ordered = {step}
+                         AND number_of_trades > 0 AND close_price > 0
+                    THEN LN(close_price)
+                         - LAG(CASE WHEN close_price > 0 THEN LN(close_price) END) OVER ordered
+               END AS r
+        FROM {table} WHERE {_range(symbols)}
+        WINDOW ordered AS (PARTITION BY symbol ORDER BY open_time)
+      ) returns
+      WINDOW recent AS ({frame})
+    ) framed
+  ) judged
+  WHERE variance > 1e-18 AND r * r > {float(sigma) ** 2!r} * variance
 ) numbered
 WHERE nth <= {int(limit)}
 ORDER BY symbol, open_time"""
