@@ -24,7 +24,7 @@ AS_OF = candles.as_of_for(FIRST, COUNT, INTERVAL)
 WINDOW = candles.window_for(COUNT, INTERVAL)
 
 BTC_DEFECTS = candles.Defects(
-    gaps=((0, 3), (50, 1), (100, 5), (200, 24)),
+    gaps=((0, 3), (50, 1), (100, 5), (200, 24), (232, 2)),  # the last inside a quiet, unmoving stretch
     invalid=(
         (70, "low_above_open_close"),
         (80, "high_below_open_close"),
@@ -35,7 +35,7 @@ BTC_DEFECTS = candles.Defects(
         (160, "misaligned"),
     ),
     spikes=(260, 330),
-    quiet=(60, 61, 62),
+    quiet=(60, 61, 62, 230, 231, 232, 233, 234),
     stale=4,
 )
 DUPLICATED = (10, 11, 300)  # BTCUSDT candles stored twice in the copy table

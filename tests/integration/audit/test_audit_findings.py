@@ -20,10 +20,11 @@ from audit_seed import (
 )
 
 from datamanager.api import AuditCheck, DataAuditSpec, Interval
-from datamanager_workers.audit.checks import audit_table, min_spike_returns
+from datamanager_workers.audit import queries
+from datamanager_workers.audit.checks import audit_table, index_hint, min_spike_returns
 from datamanager_workers.audit.findings import AuditWindow, DatasetAudit, DatasetStatus
 from datamanager_workers.audit.scoring import score_dataset
-from datamanager_workers.shared.source import CandleSource, MySqlDsn
+from datamanager_workers.shared.source import CandleSource, MySqlDsn, to_naive_utc
 from tests.fixtures.reference_audit import fetch_rows, findings_of, reference_audit
 
 SPEC = DataAuditSpec.model_validate(
@@ -72,16 +73,17 @@ async def test_a_clean_dataset_has_no_findings_and_scores_100(seeded: str) -> No
 
 async def test_the_audit_finds_exactly_the_injected_defects(seeded: str) -> None:
     audit = await _audit(seeded, "BTCUSDT")
-    gaps = [(gap.position, gap.first_missing, gap.missing) for gap in audit.gaps]
+    gaps = [(gap.position, gap.first_missing, gap.missing, gap.flat) for gap in audit.gaps]
     assert gaps == [
-        ("leading", at(0), 3),
-        ("interior", at(50), 1),
-        ("interior", at(100), 5),
-        ("interior", at(160), 1),  # the misaligned candle leaves its grid slot empty
-        ("interior", at(200), 24),
-        ("trailing", at(COUNT - 4), 4),
+        ("leading", at(0), 3, False),
+        ("interior", at(50), 1, False),
+        ("interior", at(100), 5, False),
+        ("interior", at(160), 1, False),  # the misaligned candle leaves its grid slot empty
+        ("interior", at(200), 24, False),
+        ("interior", at(232), 2, True),  # no trades on either side and the price did not move
+        ("trailing", at(COUNT - 4), 4, False),
     ]
-    assert audit.gap_count == 6
+    assert audit.gap_count == 7
     injected = {at(index) for index, _ in BTC_DEFECTS.invalid}
     assert {v.open_time.replace(second=0) for v in audit.violations} == injected
     rules = {v.open_time.replace(second=0): v.rules for v in audit.violations}
@@ -94,7 +96,7 @@ async def test_the_audit_finds_exactly_the_injected_defects(seeded: str) -> None
     assert audit.freshness is not None
     assert audit.freshness.stale_candles == 4
     assert audit.freshness.last_open_time == at(COUNT - 5)
-    assert audit.quiet_candles == len(BTC_DEFECTS.quiet)
+    assert audit.quiet_candles == len(set(BTC_DEFECTS.quiet) - {232, 233})  # less the two in the gap
     assert audit.duplicates == []
 
 
@@ -136,8 +138,8 @@ async def test_findings_lists_are_bounded_but_totals_exact(seeded: str) -> None:
     spec = SPEC.model_copy(update={"max_findings": 2})
     audit = await _audit(seeded, "BTCUSDT", "dupes_", spec)
     assert len(audit.gaps) == len(audit.violations) == len(audit.duplicates) == 2
-    assert audit.gap_count == 6
-    assert audit.missing_candles == 3 + 1 + 5 + 1 + 24 + 4
+    assert audit.gap_count == 7
+    assert audit.missing_candles == 3 + 1 + 5 + 1 + 24 + 2 + 4
     assert audit.invalid_rows == len(BTC_DEFECTS.invalid)
     assert (audit.duplicate_times, audit.duplicate_rows) == (3, 3)
 
@@ -173,3 +175,23 @@ async def test_freshness_is_relative_to_the_interval(seeded: str) -> None:
     assert fresh.freshness.stale_candles == 0
     assert behind.freshness is not None
     assert behind.freshness.stale_candles == 1
+
+
+async def _hint(dsn: str, table: str, symbols: list[str], first: int, last: int) -> str:
+    params = queries.range_params(symbols, to_naive_utc(at(first)), to_naive_utc(at(last)))
+    async with CandleSource(MySqlDsn.parse(dsn)) as source:
+        return await index_hint(source, table, STEP.seconds, len(symbols), params)
+
+
+async def test_symbols_that_make_up_most_of_a_table_are_read_by_a_scan(seeded: str) -> None:
+    # Left alone, the server groups them through the (symbol, timestamp) index: a lookup per row.
+    hint = await _hint(seeded, "klines_h1", ["BTCUSDT", "ETHUSDT", "XRPUSDT"], 0, COUNT - 1)
+    assert hint == "IGNORE INDEX (`idx_symbol_timestamp`)"
+
+
+async def test_a_narrow_window_keeps_the_servers_plan(seeded: str) -> None:
+    assert await _hint(seeded, "klines_h1", ["BTCUSDT", "ETHUSDT", "XRPUSDT"], COUNT - 6, COUNT - 1) == ""
+
+
+async def test_a_view_keeps_the_servers_plan(seeded: str) -> None:
+    assert await _hint(seeded, "dupview_h1", ["BTCUSDT"], 0, COUNT - 1) == ""

@@ -17,7 +17,8 @@ Portable to MariaDB 10.11 and MySQL 8: window functions with named windows and R
 ``SQRT`` and bit operations. Table names are validated identifiers and the interval, limits and sigma are
 numbers, so they are formatted in; values go through parameters: every query takes ``range_params`` (the
 symbols, then first and last expected open time) except ``last_open_times``. Comparisons with NULL are
-unknown and count as no violation: the extractor's columns are NOT NULL.
+unknown and count as no violation: the extractor's columns are NOT NULL. ``hint`` is an index hint
+(``IGNORE INDEX (...)``) for the table's scans, or empty.
 """
 
 from __future__ import annotations
@@ -57,17 +58,17 @@ def _rule_sql(rule: str, step: int) -> str:
     }[rule]
 
 
-def stats(table: str, step: int, symbols: int) -> str:
+def stats(table: str, step: int, symbols: int, hint: str = "") -> str:
     """One plain scan, per symbol: symbol, rows, rows on the grid, first and last open time, candles without
     trades."""
     return f"""
 SELECT symbol, COUNT(*), SUM(MOD(TO_SECONDS(open_time), {step}) = 0), MIN(open_time), MAX(open_time),
   SUM(number_of_trades = 0)
-FROM {table} WHERE {_range(symbols)}
+FROM {table} {hint} WHERE {_range(symbols)}
 GROUP BY symbol"""
 
 
-def violations(table: str, step: int, symbols: int, limit: int) -> str:
+def violations(table: str, step: int, symbols: int, limit: int, hint: str = "") -> str:
     """Rows breaking any of ``OHLC_RULES``, the first ``limit`` per symbol: symbol, open_time, open, high,
     low, close, volume, the rules broken as a bit mask (bit i for rule i); then the symbol's exact totals:
     such rows, then the rows breaking each rule in ``OHLC_RULES`` order. No row comes back for a symbol
@@ -85,7 +86,7 @@ FROM (
          ROW_NUMBER() OVER (PARTITION BY symbol ORDER BY open_time) AS nth
   FROM (
     SELECT symbol, open_time, open_price, high_price, low_price, close_price, volume, {mask} AS broken
-    FROM {table} WHERE {_range(symbols)} AND ({any_rule})
+    FROM {table} {hint} WHERE {_range(symbols)} AND ({any_rule})
   ) found
   WINDOW totals AS (PARTITION BY symbol)
 ) numbered
@@ -93,7 +94,7 @@ WHERE nth <= {int(limit)}
 ORDER BY symbol, open_time"""
 
 
-def sequence(table: str, step: int, symbols: int, limit: int) -> str:
+def sequence(table: str, step: int, symbols: int, limit: int, hint: str = "") -> str:
     """Gaps and stored copies, from each stored candle's distance to the one before it, the first ``limit``
     of each per symbol.
 
@@ -107,9 +108,18 @@ def sequence(table: str, step: int, symbols: int, limit: int) -> str:
     No row comes back for a symbol without gaps or copies.
     """
     # Only small columns leave the ordered pass: materialising its wide DECIMAL ones costs more than the
-    # pass itself.
+    # pass itself, and so does comparing prices across every pair of neighbours; flat is looked up for the
+    # few gaps listed (any pair of copies at its edges that qualifies makes it flat).
     return f"""
-SELECT symbol, is_copy, open_time, distance, flat, extra, gaps, missing, copied, copies, copies_on_grid
+SELECT symbol, is_copy, open_time, distance,
+       CASE WHEN is_copy = 0 THEN (
+         SELECT MAX(last_seen.number_of_trades = 0 AND last_seen.close_price = seen_again.open_price)
+         FROM {table} AS last_seen JOIN {table} AS seen_again ON seen_again.symbol = last_seen.symbol
+         WHERE last_seen.symbol = numbered.symbol
+           AND last_seen.open_time = numbered.open_time - INTERVAL numbered.distance SECOND
+           AND seen_again.open_time = numbered.open_time
+       ) END AS flat,
+       extra, gaps, missing, copied, copies, copies_on_grid
 FROM (
   SELECT found.*,
          SUM(1 - is_copy) OVER totals AS gaps,
@@ -121,13 +131,10 @@ FROM (
            OVER totals AS copies_on_grid,
          ROW_NUMBER() OVER (PARTITION BY symbol, is_copy ORDER BY open_time) AS nth
   FROM (
-    SELECT symbol, distance = 0 AS is_copy, open_time, MAX(distance) AS distance, MAX(flat) AS flat,
-           COUNT(*) AS extra
+    SELECT symbol, distance = 0 AS is_copy, open_time, MAX(distance) AS distance, COUNT(*) AS extra
     FROM (
-      SELECT symbol, open_time,
-             TO_SECONDS(open_time) - LAG(TO_SECONDS(open_time)) OVER ordered AS distance,
-             LAG(CASE WHEN number_of_trades = 0 THEN close_price END) OVER ordered = open_price AS flat
-      FROM {table} WHERE {_range(symbols)}
+      SELECT symbol, open_time, TO_SECONDS(open_time) - LAG(TO_SECONDS(open_time)) OVER ordered AS distance
+      FROM {table} {hint} WHERE {_range(symbols)}
       WINDOW ordered AS (PARTITION BY symbol ORDER BY open_time)
     ) steps
     WHERE distance > {step} OR distance = 0
@@ -140,7 +147,15 @@ ORDER BY symbol, open_time"""
 
 
 def spikes(
-    table: str, step: int, symbols: int, *, sigma: float, lookback: int, min_returns: int, limit: int
+    table: str,
+    step: int,
+    symbols: int,
+    *,
+    sigma: float,
+    lookback: int,
+    min_returns: int,
+    limit: int,
+    hint: str = "",
 ) -> str:
     """Spikes: a log return between adjacent candles (the later with trades, both prices positive) whose
     magnitude exceeds ``sigma`` sample standard deviations of the returns of the previous ``lookback``
@@ -175,7 +190,7 @@ FROM (
                     THEN LN(close_price)
                          - LAG(CASE WHEN close_price > 0 THEN LN(close_price) END) OVER ordered
                END AS r
-        FROM {table} WHERE {_range(symbols)}
+        FROM {table} {hint} WHERE {_range(symbols)}
         WINDOW ordered AS (PARTITION BY symbol ORDER BY open_time)
       ) returns
       WINDOW recent AS ({frame})
@@ -187,9 +202,8 @@ WHERE nth <= {int(limit)}
 ORDER BY symbol, open_time"""
 
 
-def last_open_times(table: str, symbols: int) -> str:
+def last_open_times(table: str, symbols: int, hint: str = "") -> str:
     """Per symbol, the newest candle before the audit's end, in or before the window: takes the symbols,
     then the end."""
-    return (
-        f"SELECT symbol, MAX(open_time) FROM {table} WHERE {_in(symbols)} AND open_time < %s GROUP BY symbol"
-    )
+    return f"""
+SELECT symbol, MAX(open_time) FROM {table} {hint} WHERE {_in(symbols)} AND open_time < %s GROUP BY symbol"""
