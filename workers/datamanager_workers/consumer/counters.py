@@ -93,6 +93,8 @@ class Counters:
             return result
         kind, symbol, event_time, rest = result
         self.messages_by_type[kind] += 1
+        # The first event is counted outside the loop: nearly every message has no other, and building a
+        # sequence to loop over one event costs more than these few lines twice.
         stats = self.symbols.get(symbol) or self._new_bucket(symbol)
         stats.events += 1
         if event_time is not None:

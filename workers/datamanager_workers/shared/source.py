@@ -184,28 +184,27 @@ class CandleSource:
 
     async def fetch_all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Rows of one query; connection-level failures become ``SourceUnavailableError``."""
+        _, rows = await self._execute(sql, params)
+        return rows
+
+    async def explain(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """The server's plan for ``sql``, one dict per table read, keyed by ``EXPLAIN``'s column names (which
+        differ between MariaDB and MySQL)."""
+        names, rows = await self._execute(f"EXPLAIN {sql}", params)
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    async def _execute(self, sql: str, params: Sequence[Any]) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Column names (lower case) and rows of one query."""
         if self._pool is None:
             raise RuntimeError("CandleSource is not connected: use `async with`")
         try:
             async with self._pool.acquire() as conn, conn.cursor() as cursor:
                 await cursor.execute(sql, tuple(params))
                 rows: list[tuple[Any, ...]] = list(await cursor.fetchall())
+                names = [column[0].lower() for column in cursor.description or ()]
         except (aiomysql.OperationalError, aiomysql.InterfaceError, OSError) as exc:
             raise self._unavailable(exc) from None
-        return rows
-
-    async def explain(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        """The server's plan for ``sql``, one dict per table read, keyed by ``EXPLAIN``'s column names (which
-        differ between MariaDB and MySQL)."""
-        if self._pool is None:
-            raise RuntimeError("CandleSource is not connected: use `async with`")
-        try:
-            async with self._pool.acquire() as conn, conn.cursor() as cursor:
-                await cursor.execute(f"EXPLAIN {sql}", tuple(params))
-                names = [column[0].lower() for column in cursor.description]
-                return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
-        except (aiomysql.OperationalError, aiomysql.InterfaceError, OSError) as exc:
-            raise self._unavailable(exc) from None
+        return names, rows
 
     async def table_rows(self, table: str) -> int | None:
         """The server's estimate of a base table's rows; None for a view or a missing table."""
