@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter as Tally
 
+import pytest
 from consumer_corpus import CORPUS
 
 from datamanager_workers.consumer.counters import OTHER_SYMBOLS, Counters
@@ -17,7 +18,7 @@ def trade(symbol: str, event_time: int = 1_720_180_800_000) -> bytes:
 def test_corpus_counts_match_the_expected_types_reasons_and_symbols() -> None:
     counters = Counters()
     for case in CORPUS:
-        counters.observe(case.payload, 1_720_180_802.0)
+        counters.observe(case.payload)
     types = Tally(case.type for case in CORPUS if case.type)
     reasons = Tally(case.malformed for case in CORPUS if case.malformed)
     symbols = Tally(symbol for case in CORPUS for symbol, _ in case.events)
@@ -31,15 +32,15 @@ def test_corpus_counts_match_the_expected_types_reasons_and_symbols() -> None:
 
 def test_observe_returns_the_malformed_reason() -> None:
     counters = Counters()
-    assert counters.observe(trade("BTCUSDT"), 0.0) is None
-    assert counters.observe(b"{", 0.0) == "invalid_json"
+    assert counters.observe(trade("BTCUSDT")) is None
+    assert counters.observe(b"{") == "invalid_json"
     assert counters.malformed_total == 1
 
 
 def test_symbols_beyond_the_limit_share_the_other_bucket() -> None:
     counters = Counters(max_symbols=2)
     for symbol in ["AUSDT", "BUSDT", "CUSDT", "DUSDT", "AUSDT", "CUSDT"]:
-        counters.observe(trade(symbol), 0.0)
+        counters.observe(trade(symbol))
     assert {name: stats.events for name, stats in counters.buckets()} == {
         "AUSDT": 2,
         "BUSDT": 1,
@@ -51,35 +52,37 @@ def test_allow_list_fixes_the_buckets_up_front() -> None:
     counters = Counters(allowed_symbols=["ethusdt", "BTCUSDT"], max_symbols=100)
     assert set(counters.symbols) == {"BTCUSDT", "ETHUSDT"}
     for symbol in ["BTCUSDT", "SOLUSDT", "btcusdt"]:
-        counters.observe(trade(symbol), 0.0)
+        counters.observe(trade(symbol))
     assert counters.symbols["BTCUSDT"].events == 2
     assert counters.symbols["ETHUSDT"].events == 0
     assert counters.other.events == 1
 
 
-def test_lag_is_receipt_time_minus_event_time_of_the_newest_event() -> None:
+def test_lag_is_the_reading_time_minus_the_newest_event_time() -> None:
     counters = Counters()
-    counters.observe(trade("BTCUSDT", 1_720_180_800_000), 1_720_180_800.250)
-    counters.observe(trade("BTCUSDT", 1_720_180_801_000), 1_720_180_801.100)
+    counters.observe(trade("BTCUSDT", 1_720_180_801_000))
+    counters.observe(trade("BTCUSDT", 1_720_180_800_000))  # late: not the newest
+    depth = json.dumps({"stream": "btcusdt@depth5", "data": {"lastUpdateId": 1, "bids": [], "asks": []}})
+    counters.observe(depth.encode())  # another type, no event time
     stats = counters.symbols["BTCUSDT"]
+    assert stats.events == 3
     assert stats.last_event_ms == 1_720_180_801_000
-    assert stats.lag_seconds is not None
-    assert abs(stats.lag_seconds - 0.1) < 1e-6
+    assert stats.lag_seconds(1_720_180_801.1) == pytest.approx(0.1)
 
 
 def test_events_without_event_time_leave_the_lag_alone() -> None:
     counters = Counters()
     depth = json.dumps({"stream": "btcusdt@depth5", "data": {"lastUpdateId": 1, "bids": [], "asks": []}})
-    counters.observe(depth.encode(), 5.0)
+    counters.observe(depth.encode())
     assert counters.symbols["BTCUSDT"].events == 1
-    assert counters.symbols["BTCUSDT"].lag_seconds is None
+    assert counters.symbols["BTCUSDT"].lag_seconds(5.0) is None
 
 
 def test_snapshot_is_json_with_the_documented_shape() -> None:
     counters = Counters()
-    counters.observe(trade("BTCUSDT", 1_720_180_800_000), 1_720_180_800.5)
-    counters.observe(b"\xff", 0.0)
-    document = json.loads(json.dumps(counters.snapshot()))
+    counters.observe(trade("BTCUSDT", 1_720_180_800_000))
+    counters.observe(b"\xff")
+    document = json.loads(json.dumps(counters.snapshot(now=1_720_180_800.5)))
     assert document["messages"]["total"] == 2
     assert document["messages"]["by_type"]["trade"] == 1
     assert document["malformed"] == {"total": 1, "by_reason": document["malformed"]["by_reason"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
@@ -34,9 +35,10 @@ async def test_endpoints_follow_the_counters_and_the_connection() -> None:
                 assert response.status == 503
                 assert "draining" in await response.text()
 
-            payload = json.dumps({"data": {"e": "kline", "E": 1_720_180_800_000, "k": {"s": "BTCUSDT"}}})
-            counters.observe(payload.encode(), 1_720_180_801.0)
-            counters.observe(b"[]", 0.0)
+            event_ms = int(time.time() * 1000) - 1000  # a second old
+            payload = json.dumps({"data": {"e": "kline", "E": event_ms, "k": {"s": "BTCUSDT"}}})
+            counters.observe(payload.encode())
+            counters.observe(b"[]")
             async with http.get(f"{base}/stats") as response:
                 stats = await response.json()
             assert stats["subject"] == "s.t"
@@ -50,7 +52,7 @@ async def test_endpoints_follow_the_counters_and_the_connection() -> None:
             }
             assert stats["messages"]["by_type"]["kline"] == 1
             assert stats["malformed"]["by_reason"]["wrong_type"] == 1
-            assert stats["symbols"]["BTCUSDT"]["lag_seconds"] == 1.0
+            assert 1.0 <= stats["symbols"]["BTCUSDT"]["lag_seconds"] < 30
 
             async with http.get(f"{base}/metrics") as response:
                 assert response.status == 200
@@ -66,9 +68,9 @@ async def test_endpoints_follow_the_counters_and_the_connection() -> None:
     assert samples[("datamanager_consumer_malformed_messages_total", (("reason", "wrong_type"),))] == 1
     assert samples[("datamanager_consumer_events_total", (("symbol", "BTCUSDT"),))] == 1
     assert samples[("datamanager_consumer_events_total", (("symbol", "other"),))] == 0
-    assert samples[("datamanager_consumer_lag_seconds", (("symbol", "BTCUSDT"),))] == 1.0
+    assert 1.0 <= samples[("datamanager_consumer_lag_seconds", (("symbol", "BTCUSDT"),))] < 30
     assert samples[("datamanager_consumer_last_event_timestamp_seconds", (("symbol", "BTCUSDT"),))] == (
-        1_720_180_800.0
+        event_ms / 1000
     )
     assert samples[("datamanager_consumer_received_bytes_total", ())] == len(payload) + 2
     assert samples[("datamanager_consumer_nats_reconnects_total", ())] == 2

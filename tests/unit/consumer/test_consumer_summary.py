@@ -17,9 +17,9 @@ def trade(symbol: str, event_ms: int) -> bytes:
 def test_each_line_reports_its_own_interval() -> None:
     counters, state = Counters(), ConnectionState(connected=True, subscribed=True, connects=2)
     summary = IntervalSummary(counters, state, now=100.0)
-    counters.observe(trade("BTCUSDT", 100_000), 100.5)  # lag 0.5 s
-    counters.observe(trade("ETHUSDT", 100_000), 102.0)  # lag 2 s
-    counters.observe(b"nope", 103.0)
+    counters.observe(trade("BTCUSDT", 109_500))  # 0.5 s behind the line's time
+    counters.observe(trade("ETHUSDT", 108_000))  # 2 s behind
+    counters.observe(b"nope")
     first = summary.take(now=110.0)
     assert first == {
         "interval_seconds": 10.0,
@@ -38,12 +38,12 @@ def test_each_line_reports_its_own_interval() -> None:
         "reconnects": 1,
         "dropped": 0,
     }
-    counters.observe(trade("BTCUSDT", 111_000), 111.25)
+    counters.observe(trade("BTCUSDT", 119_750))
     second = summary.take(now=120.0)
     assert second["messages"] == 1
     assert second["types"] == {"trade": 1}
     assert "malformed_by_reason" not in second
-    # ETHUSDT's 2 s lag belongs to the previous interval.
+    # ETHUSDT, not heard from since, is not this interval's worst (its lag would be 12 s by now).
     assert (second["worst_lag_seconds"], second["worst_lag_symbol"]) == (0.25, "BTCUSDT")
     assert second["total_messages"] == 4
 

@@ -4,45 +4,67 @@ Memory is bounded whatever arrives: types and reasons are fixed sets, and symbol
 while there is room (the allow-list's symbols, or the first ``max_symbols`` distinct ones); every other
 symbol is counted in one ``other`` bucket. First come, first kept, because a Prometheus counter must never
 move from one label to another.
+
+Counting runs for every message, so it is arranged to cost one dictionary lookup after the decode. Events are
+counted in cells, one per (event type, symbol bucket); the totals by type and by symbol are sums over the
+cells, taken when someone reads them. A message's cell follows from three raw fields, its stream name, its
+``e`` and its ``s``, so the cell each combination resolved to is remembered: the next message on that route
+skips the resolution (normalising, bucketing, the checks) entirely.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final
+import time
+from collections.abc import Collection, Iterable, Iterator
+from typing import Final, NamedTuple
+
+import msgspec
 
 from datamanager_workers.consumer.parsing import (
     DEFAULT_MAX_PAYLOAD_BYTES,
     EVENT_TYPES,
     MALFORMED_REASONS,
+    Envelope,
+    Event,
+    Parsed,
+    decode,
     parse,
+    parse_envelope,
 )
 from datamanager_workers.logs import iso_utc
 
 OTHER_SYMBOLS: Final = "other"  # lower case, so no real (upper-cased) symbol can collide with it
 DEFAULT_MAX_SYMBOLS: Final = 1000
+# Routes are raw field combinations, so hostile input could invent them without end; past this many, new
+# ones are resolved every time instead of remembered (slower, still exact).
+ROUTE_LIMIT: Final = 10_000
+
+Route = tuple[str | None, str | None, str | None]
+"""The raw stream name, ``e`` and ``s`` of a single-event message: together they decide its cell."""
 
 
-class SymbolStats:
-    """Counts for one symbol bucket; the time fields describe the newest event that carried ``E``."""
+class Cell:
+    """The events of one type counted for one symbol bucket, and the newest event time among them."""
 
-    __slots__ = ("events", "last_event_ms", "received_at")
+    __slots__ = ("events", "last_event_ms")
 
     def __init__(self) -> None:
         self.events = 0
-        self.last_event_ms: int | None = None
-        self.received_at: float | None = None  # epoch seconds at which that event arrived
+        self.last_event_ms = -1  # none yet: event times are never negative, and -1 compares as older
 
-    @property
-    def lag_seconds(self) -> float | None:
-        """How far behind its own event time the newest event arrived (receipt time minus ``E``)."""
-        if self.last_event_ms is None or self.received_at is None:
-            return None
-        return self.received_at - self.last_event_ms / 1000
 
-    def as_dict(self) -> dict[str, object]:
-        last = self.last_event_ms
-        lag = self.lag_seconds
+class SymbolStats(NamedTuple):
+    """What one symbol bucket has seen, summed over its cells."""
+
+    events: int
+    last_event_ms: int | None  # the newest event time E among its events, if any carried one
+
+    def lag_seconds(self, now: float) -> float | None:
+        """How far behind ``now`` (epoch s) the newest event time is: delivery delay plus quiet time."""
+        return None if self.last_event_ms is None else now - self.last_event_ms / 1000
+
+    def as_dict(self, now: float) -> dict[str, object]:
+        last, lag = self.last_event_ms, self.lag_seconds(now)
         return {
             "events": self.events,
             "last_event_time": None if last is None else iso_utc(last / 1000),
@@ -61,14 +83,99 @@ class Counters:
         max_symbols: int = DEFAULT_MAX_SYMBOLS,
     ) -> None:
         self.max_payload_bytes = max_payload_bytes
-        self.messages_by_type: dict[str, int] = dict.fromkeys(EVENT_TYPES, 0)
         self.malformed_by_reason: dict[str, int] = dict.fromkeys(MALFORMED_REASONS, 0)
         self.bytes_total = 0
-        allowed = {symbol.upper() for symbol in allowed_symbols}
-        self.symbols: dict[str, SymbolStats] = {symbol: SymbolStats() for symbol in sorted(allowed)}
-        self.other = SymbolStats()
-        # An allow-list fixes the buckets up front; otherwise new symbols get one while there is room.
-        self._max_symbols = 0 if allowed else max_symbols
+        # Symbols with a bucket of their own. An allow-list fixes them up front; otherwise new symbols get
+        # one while there is room.
+        self._named: set[str] = {symbol.upper() for symbol in allowed_symbols}
+        self._max_symbols = 0 if self._named else max_symbols
+        self._cells: dict[tuple[str, str], Cell] = {}
+        self._routes: dict[Route, Cell] = {}
+        # A list payload is one message of several events, all counted in its type's cells: the events
+        # beyond the first are recorded here, so that messages by type can subtract them.
+        self._extra_list_events: dict[str, int] = dict.fromkeys(EVENT_TYPES, 0)
+
+    def observe(self, payload: bytes) -> str | None:
+        """Count one message; return why it is malformed, if so."""
+        malformed = self.observe_all((payload,))
+        return malformed[0][0] if malformed else None
+
+    def observe_all(self, payloads: Collection[bytes]) -> list[tuple[str, bytes]]:
+        """Count messages; return the malformed ones, each with why.
+
+        Counting a batch in one loop keeps this code and the decoder's hot in the CPU's caches, which
+        counting each message between the NATS client's own steps does not: about 1 us of CPU per message
+        (8.3 against 9.3 us in situ, on the benchmark's mix).
+        """
+        self.bytes_total += sum(map(len, payloads))
+        max_bytes, routes = self.max_payload_bytes, self._routes
+        malformed = []
+        for payload in payloads:
+            envelope = route = None
+            if len(payload) <= max_bytes and payload.isascii():
+                try:
+                    envelope = decode(payload)
+                except (msgspec.MsgspecError, RecursionError):
+                    pass  # malformed: parse() says why
+                else:
+                    data = envelope.data
+                    # A single event whose symbol is in `s`, or nowhere but the stream name: these three
+                    # fields decide everything parse_envelope() would conclude about it.
+                    if isinstance(data, Event) and (
+                        data.symbol is not None or data.kline is data.order is data.pair is None
+                    ):
+                        route = (envelope.stream, data.event_type, data.symbol)
+                        cell = routes.get(route)
+                        if cell is not None:
+                            cell.events += 1
+                            event_time = data.event_time
+                            if event_time is not None and event_time > cell.last_event_ms:
+                                cell.last_event_ms = event_time
+                            continue
+            reason = self._count_slowly(payload, envelope, route)
+            if reason is not None:
+                malformed.append((reason, payload))
+        return malformed
+
+    def _count_slowly(self, payload: bytes, envelope: Envelope | None, route: Route | None) -> str | None:
+        """Count a message from what parse() makes of it; remember the route's cell for the next one."""
+        result = parse(payload, self.max_payload_bytes) if envelope is None else parse_envelope(envelope)
+        if route is not None and not isinstance(result, str) and len(self._routes) < ROUTE_LIMIT:
+            self._routes[route] = self._cell(result[0], result[1])
+        return self._count(result)
+
+    def _count(self, result: Parsed | str) -> str | None:
+        if isinstance(result, str):
+            self.malformed_by_reason[result] += 1
+            return result
+        kind, first_symbol, first_time, rest = result
+        for symbol, event_time in ((first_symbol, first_time), *rest):
+            cell = self._cell(kind, symbol)
+            cell.events += 1
+            if event_time is not None and event_time > cell.last_event_ms:
+                cell.last_event_ms = event_time
+        self._extra_list_events[kind] += len(rest)
+        return None
+
+    def _cell(self, kind: str, symbol: str) -> Cell:
+        if symbol not in self._named:
+            if len(self._named) >= self._max_symbols:
+                symbol = OTHER_SYMBOLS
+            else:
+                self._named.add(symbol)
+        cell = self._cells.get((kind, symbol))
+        if cell is None:
+            cell = self._cells[kind, symbol] = Cell()
+        return cell
+
+    # Reading: sums over the cells, taken when asked (a scrape, a /stats request, a summary line).
+
+    @property
+    def messages_by_type(self) -> dict[str, int]:
+        totals = {kind: -extra for kind, extra in self._extra_list_events.items()}
+        for (kind, _), cell in self._cells.items():
+            totals[kind] += cell.events
+        return totals
 
     @property
     def messages_total(self) -> int:
@@ -82,55 +189,40 @@ class Counters:
     @property
     def events_total(self) -> int:
         """Events counted (one per message, or one per element of a list payload): each is in one bucket."""
-        return self.other.events + sum(stats.events for stats in self.symbols.values())
+        return sum(cell.events for cell in self._cells.values())
 
-    def observe(self, payload: bytes, received_at: float) -> str | None:
-        """Count one message that arrived at ``received_at`` (epoch s); return why it is malformed, if so."""
-        self.bytes_total += len(payload)
-        result = parse(payload, self.max_payload_bytes)
-        if isinstance(result, str):
-            self.malformed_by_reason[result] += 1
-            return result
-        kind, symbol, event_time, rest = result
-        self.messages_by_type[kind] += 1
-        # The first event is counted outside the loop: nearly every message has no other, and building a
-        # sequence to loop over one event costs more than these few lines twice.
-        stats = self.symbols.get(symbol) or self._new_bucket(symbol)
-        stats.events += 1
-        if event_time is not None:
-            stats.last_event_ms = event_time
-            stats.received_at = received_at
-        for symbol, event_time in rest:
-            stats = self.symbols.get(symbol) or self._new_bucket(symbol)
-            stats.events += 1
-            if event_time is not None:
-                stats.last_event_ms = event_time
-                stats.received_at = received_at
-        return None
+    @property
+    def symbols(self) -> dict[str, SymbolStats]:
+        """The buckets of named symbols (``other`` excluded), sorted by name."""
+        return {name: stats for name, stats in self.buckets() if name != OTHER_SYMBOLS}
 
-    def _new_bucket(self, symbol: str) -> SymbolStats:
-        if len(self.symbols) >= self._max_symbols:
-            return self.other
-        stats = self.symbols[symbol] = SymbolStats()
-        return stats
+    @property
+    def other(self) -> SymbolStats:
+        return dict(self.buckets())[OTHER_SYMBOLS]
 
-    def buckets(self) -> Iterable[tuple[str, SymbolStats]]:
-        """Every symbol bucket, the ``other`` bucket last."""
-        yield from self.symbols.items()
-        yield OTHER_SYMBOLS, self.other
+    def buckets(self) -> Iterator[tuple[str, SymbolStats]]:
+        """Every symbol bucket sorted by name, the ``other`` bucket last."""
+        names = [*sorted(self._named), OTHER_SYMBOLS]
+        events = dict.fromkeys(names, 0)
+        newest = dict.fromkeys(names, -1)
+        for (_, symbol), cell in self._cells.items():
+            events[symbol] += cell.events
+            if cell.last_event_ms > newest[symbol]:
+                newest[symbol] = cell.last_event_ms
+        for name in names:
+            last = newest[name]
+            yield name, SymbolStats(events[name], None if last < 0 else last)
 
-    def snapshot(self) -> dict[str, object]:
-        """The counters as a JSON-ready document (the body of ``/stats``)."""
+    def snapshot(self, now: float | None = None) -> dict[str, object]:
+        """The counters as a JSON-ready document (the body of ``/stats``); lags are taken at ``now``."""
+        now = time.time() if now is None else now
+        by_type = self.messages_by_type
+        malformed = self.malformed_total
+        buckets = list(self.buckets())
         return {
-            "messages": {
-                "total": self.messages_total,
-                "by_type": dict(self.messages_by_type),
-            },
-            "malformed": {
-                "total": self.malformed_total,
-                "by_reason": dict(self.malformed_by_reason),
-            },
-            "events": self.events_total,
+            "messages": {"total": sum(by_type.values()) + malformed, "by_type": by_type},
+            "malformed": {"total": malformed, "by_reason": dict(self.malformed_by_reason)},
+            "events": sum(stats.events for _, stats in buckets),
             "bytes": self.bytes_total,
-            "symbols": {name: stats.as_dict() for name, stats in self.buckets()},
+            "symbols": {name: stats.as_dict(now) for name, stats in buckets},
         }

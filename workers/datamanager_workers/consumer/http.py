@@ -43,7 +43,7 @@ def build_app(
             "queue_group": queue_group,
             "nats": state.as_dict(),
         }
-        document.update(counters.snapshot())
+        document.update(counters.snapshot(now))
         return web.json_response(document)
 
     app = web.Application()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector
@@ -52,14 +53,15 @@ class ConsumerCollector(Collector):
         )
         lag = GaugeMetricFamily(
             f"{PREFIX}_lag_seconds",
-            "How far behind its event time E the newest event per symbol arrived.",
+            "Scrape time minus the event time E of the newest event per symbol.",
             labels=["symbol"],
         )
+        now = time.time()
         for symbol, stats in counters.buckets():
             events.add_metric([symbol], stats.events)
             if stats.last_event_ms is not None:
                 last_event.add_metric([symbol], stats.last_event_ms / 1000)
-            symbol_lag = stats.lag_seconds
+            symbol_lag = stats.lag_seconds(now)
             if symbol_lag is not None:
                 lag.add_metric([symbol], symbol_lag)
         yield from (events, last_event, lag)

@@ -81,28 +81,29 @@ _TYPE_BY_STREAM_KIND: Final = {
 }
 
 
-class _Nested(msgspec.Struct, gc=False):
+class Nested(msgspec.Struct, gc=False):
     """The inner object of klines (``k``) and liquidations (``o``), which carry the symbol as ``s``."""
 
     symbol: str | None = msgspec.field(default=None, name="s")
 
 
-class _Event(msgspec.Struct, gc=False):
+class Event(msgspec.Struct, gc=False):
     event_type: str | None = msgspec.field(default=None, name="e")
     event_time: EventTime | None = msgspec.field(default=None, name="E")
     symbol: str | None = msgspec.field(default=None, name="s")
-    kline: _Nested | None = msgspec.field(default=None, name="k")
+    kline: Nested | None = msgspec.field(default=None, name="k")
     # `o` is a liquidation's order object, but a ticker's open price (a string).
-    order: _Nested | str | None = msgspec.field(default=None, name="o")
+    order: Nested | str | None = msgspec.field(default=None, name="o")
     pair: str | None = msgspec.field(default=None, name="ps")
 
 
-class _Envelope(msgspec.Struct, gc=False):
+class Envelope(msgspec.Struct, gc=False):
     stream: str | None = None
-    data: _Event | list[_Event] | None = None
+    data: Event | list[Event] | None = None
 
 
-_decode = msgspec.json.Decoder(_Envelope).decode
+decode = msgspec.json.Decoder(Envelope).decode
+"""Decode a payload into an Envelope; raises msgspec errors (and RecursionError) for what is not one."""
 
 EventRef = tuple[str, int | None]
 """One event: its normalised symbol and its event time ``E`` in epoch milliseconds, if it has one."""
@@ -133,6 +134,14 @@ _streams: dict[str, tuple[str, str | None]] = {}  # stream name -> (type it impl
 
 def parse(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Parsed | str:
     """Return the message's type and events, or the reason it is malformed (one of MALFORMED_REASONS)."""
+    envelope = checked_decode(payload, max_bytes)
+    if isinstance(envelope, str):
+        return envelope
+    return parse_envelope(envelope)
+
+
+def checked_decode(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Envelope | str:
+    """The payload's envelope, or why it is not one: too large, not UTF-8, not JSON, wrong types, too deep."""
     if len(payload) > max_bytes:
         return OVERSIZED
     # JSON text must be UTF-8, and the decoder does not check fields it skips. ASCII is the common case and
@@ -143,31 +152,26 @@ def parse(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Parsed 
         except UnicodeDecodeError:
             return NOT_UTF8
     try:
-        envelope = _decode(payload)
+        return decode(payload)
     except msgspec.ValidationError:
         return WRONG_TYPE
     except msgspec.DecodeError:
         return INVALID_JSON
     except RecursionError:
         return TOO_DEEP
-    data = envelope.data
-    if isinstance(data, _Event):
-        # Nearly every message: one event naming its type and a symbol seen before. Spelled out inline,
-        # without a call, because this runs for each of them.
-        symbol, name = data.symbol, data.event_type
-        if symbol is not None and name is not None:
-            normalised = _symbols.get(symbol)
-            if normalised is not None:
-                return _TYPE_BY_EVENT_NAME.get(name, OTHER_TYPE), normalised, data.event_time, ()
+
+
+def parse_envelope(envelope: Envelope) -> Parsed | str:
+    """The type and events of a decoded envelope, or the reason it is malformed."""
     try:
-        return _parse_data(data, envelope.stream)
+        return _parse_data(envelope.data, envelope.stream)
     except _MalformedError as exc:
         return exc.reason
 
 
-def _parse_data(data: _Event | list[_Event] | None, stream: str | None) -> Parsed | str:
+def _parse_data(data: Event | list[Event] | None, stream: str | None) -> Parsed | str:
     """The general case: nested or stream-named symbols, types from the stream name, new symbols, lists."""
-    if isinstance(data, _Event):
+    if isinstance(data, Event):
         symbol, event_type = _resolve(data, stream)
         return event_type, symbol, data.event_time, ()
     if data is None:
@@ -180,7 +184,7 @@ def _parse_data(data: _Event | list[_Event] | None, stream: str | None) -> Parse
     return event_type, symbol, first.event_time, rest
 
 
-def _resolve(event: _Event, stream: str | None) -> tuple[str, str]:
+def _resolve(event: Event, stream: str | None) -> tuple[str, str]:
     """The event's normalised symbol and type: from the event where it says, else from the stream name."""
     symbol = event.symbol
     if symbol is None:
@@ -208,11 +212,11 @@ def _normalised(symbol: str) -> str:
     raise _MalformedError(BAD_SYMBOL)
 
 
-def _nested_symbol(event: _Event) -> str | None:
+def _nested_symbol(event: Event) -> str | None:
     """Klines carry the symbol in ``k.s``, liquidations in ``o.s``, continuous klines as the pair ``ps``."""
     if event.kline is not None and event.kline.symbol is not None:
         return event.kline.symbol
-    if isinstance(event.order, _Nested) and event.order.symbol is not None:
+    if isinstance(event.order, Nested) and event.order.symbol is not None:
         return event.order.symbol
     return event.pair
 

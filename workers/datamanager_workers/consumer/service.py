@@ -35,6 +35,7 @@ _PING_INTERVAL: Final = 10
 _MAX_OUTSTANDING_PINGS: Final = 2
 _EXAMPLE_BYTES: Final = 160
 _CONNECT_ERRORS: Final = (OSError, TimeoutError, NatsError)
+_MAX_BATCH: Final = 1000  # messages counted in one go at most, so HTTP requests wait a few ms at worst
 
 
 def backoff_delay(failures: int, cap: float) -> float:
@@ -61,6 +62,7 @@ class StreamConsumer:
         self._state = state
         self._once = once
         self._last_problem: Exception | None = None
+        self._pending: list[bytes] = []  # received, to be counted at the event loop's next turn
 
     async def run(self, stop: asyncio.Event) -> None:
         """Count the stream until ``stop`` is set, then drain and return."""
@@ -144,13 +146,23 @@ class StreamConsumer:
         return client
 
     async def _on_message(self, msg: Msg) -> None:
-        payload = msg.data
-        reason = self._counters.observe(payload, time.time())
-        if reason is not None and self._once.first(reason):
-            log.warning(
-                "malformed message counted by reason",
-                extra={"fields": {"reason": reason, "example": example(payload)}},
-            )
+        # Payloads are counted together once the client has handed over what it has, at the event loop's
+        # next turn (see Counters.observe_all), or at once when that is more than a batch.
+        pending = self._pending
+        pending.append(msg.data)
+        if len(pending) == 1:
+            asyncio.get_running_loop().call_soon(self._count_pending)
+        elif len(pending) >= _MAX_BATCH:
+            self._count_pending()
+
+    def _count_pending(self) -> None:
+        batch, self._pending = self._pending, []
+        for reason, payload in self._counters.observe_all(batch):
+            if self._once.first(reason):
+                log.warning(
+                    "malformed message counted by reason",
+                    extra={"fields": {"reason": reason, "example": example(payload)}},
+                )
 
     async def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, SlowConsumerError):
@@ -175,6 +187,7 @@ class StreamConsumer:
             await client.drain()
         except _CONNECT_ERRORS as exc:
             log.warning("drain incomplete", extra={"fields": {"cause": _describe(exc)}})
+        self._count_pending()
 
     def _servers(self) -> str:
         return ",".join(redact(server) for server in self._settings.nats_servers)

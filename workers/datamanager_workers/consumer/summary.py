@@ -27,38 +27,37 @@ class IntervalSummary:
         self._since = now
         self._by_type = dict(counters.messages_by_type)
         self._by_reason = dict(counters.malformed_by_reason)
-        self._events = counters.events_total
+        self._events_by_symbol = {name: stats.events for name, stats in counters.buckets()}
 
     def take(self, now: float) -> dict[str, object]:
         """Fields of one summary line for the interval ending at ``now``, where the next one starts."""
         counters, state = self._counters, self._state
         by_type = _delta(counters.messages_by_type, self._by_type)
         by_reason = _delta(counters.malformed_by_reason, self._by_reason)
+        buckets = dict(counters.buckets())
+        events_now = {name: stats.events for name, stats in buckets.items()}
+        events_by_symbol = _delta(events_now, self._events_by_symbol)
         seconds = max(now - self._since, 1e-9)
         messages = sum(by_type.values()) + sum(by_reason.values())
         fields: dict[str, object] = {
             "interval_seconds": round(seconds, 1),
             "messages": messages,
             "rate_per_second": round(messages / seconds, 1),
-            "events": counters.events_total - self._events,
+            "events": sum(events_by_symbol.values()),
             "malformed": sum(by_reason.values()),
             "types": by_type,
         }
         if by_reason:
             fields["malformed_by_reason"] = by_reason
-        recent = (
-            (lag, symbol)
-            for symbol, stats in counters.buckets()
-            if stats.received_at is not None
-            and stats.received_at >= self._since
-            and (lag := stats.lag_seconds) is not None
-        )
+        # Among the symbols heard from in this interval: one that went quiet would always be the worst.
+        lags = ((buckets[symbol].lag_seconds(now), symbol) for symbol in events_by_symbol)
+        recent = ((lag, symbol) for lag, symbol in lags if lag is not None)
         worst = max(recent, default=None)
         if worst is not None:
             fields["worst_lag_seconds"] = round(worst[0], 3)
             fields["worst_lag_symbol"] = worst[1]
         fields.update(
-            symbols=len(counters.symbols),
+            symbols=len(buckets) - 1,  # the named ones: `other` is not a symbol
             total_messages=counters.messages_total,
             total_malformed=counters.malformed_total,
             connected=state.connected,
