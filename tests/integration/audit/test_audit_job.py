@@ -15,6 +15,7 @@ from nats.aio.msg import Msg
 from pymongo import AsyncMongoClient
 
 from datamanager_workers.audit.job import AuditOptions, run_audit
+from datamanager_workers.shared.errors import SinkUnavailableError
 from datamanager_workers.shared.sink import ResultSink, RetentionMode
 
 
@@ -110,6 +111,16 @@ async def test_without_ttl_indexes_each_run_deletes_expired_results(
     assert ids == ["new", "new/ETHUSDT/1h"]
     kept = await _documents(mongodb_uri, mongo_database, {"_id": "new"})
     assert kept[0]["expires_at"] - kept[0]["finished_at"] == timedelta(days=30)
+
+
+async def test_a_rejected_write_is_sink_unavailable_with_what_was_written(
+    mongodb_uri: str, mongo_database: str
+) -> None:
+    async with ResultSink(mongodb_uri, mongo_database) as sink:
+        with pytest.raises(
+            SinkUnavailableError, match=r"rejected the write of 1 result document\(s\) to 'audit'"
+        ):
+            await sink.replace_run("audit", [{"_id": "bad", "$field": 1}], scope={"run_id": "bad"})
 
 
 async def test_a_shard_audits_its_symbols_and_says_which_shard(

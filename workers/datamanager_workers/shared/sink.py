@@ -153,10 +153,19 @@ class ResultSink:
         ids = [document["_id"] for document in documents]
         async with self._guard("write results to"):
             if documents:
-                await self.db[collection].bulk_write(
-                    [ReplaceOne({"_id": doc["_id"]}, dict(doc), upsert=True) for doc in documents],
-                    ordered=False,
-                )
+                try:
+                    await self.db[collection].bulk_write(
+                        [ReplaceOne({"_id": doc["_id"]}, dict(doc), upsert=True) for doc in documents],
+                        ordered=False,
+                    )
+                except KeyError as exc:
+                    # PyMongo reads `nModified` from every bulk reply, and FerretDB leaves it out of a reply
+                    # that reports write errors: what reaches us is a KeyError, not a BulkWriteError.
+                    raise SinkUnavailableError(
+                        f"MongoDB at {self.where}: the server rejected the write of {len(documents)} result "
+                        f"document(s) to {collection!r} (its reply lacks {exc}, as FerretDB's do on a "
+                        "write error); its log says which document and why"
+                    ) from None
             await self.db[collection].delete_many({**scope, "_id": {"$nin": ids}})
         return len(documents)
 
