@@ -144,10 +144,18 @@ class Rig:
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise RigError(f"{component.name} exited with code {proc.returncode} before it was ready")
-            with contextlib.suppress(Exception):
+            try:
                 if component.ready():
                     print(f"rig: {component.name} ready", flush=True)
                     return
+            except ImportError as exc:
+                raise RigError(
+                    f"{component.name}'s readiness probe needs {exc.name}, which this Python lacks: "
+                    "run the rig with the project's venv (`make rig-up`, "
+                    "or `.venv/bin/python tests/rig/rig.py up`)"
+                ) from None
+            except Exception:  # not up yet: refused, timed out, not answering the protocol
+                pass
             time.sleep(0.25)
         raise RigError(f"{component.name} was not ready within {READY_TIMEOUT:.0f}s")
 
