@@ -134,13 +134,13 @@ _streams: dict[str, tuple[str, str | None]] = {}  # stream name -> (type it impl
 
 def parse(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Parsed | str:
     """Return the message's type and events, or the reason it is malformed (one of MALFORMED_REASONS)."""
-    envelope = checked_decode(payload, max_bytes)
+    envelope = _checked_decode(payload, max_bytes)
     if isinstance(envelope, str):
         return envelope
     return parse_envelope(envelope)
 
 
-def checked_decode(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Envelope | str:
+def _checked_decode(payload: bytes, max_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES) -> Envelope | str:
     """The payload's envelope, or why it is not one: too large, not UTF-8, not JSON, wrong types, too deep."""
     if len(payload) > max_bytes:
         return OVERSIZED
