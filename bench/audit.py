@@ -25,8 +25,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import pymysql
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from datamanager.api import DataAuditSpec, Interval
@@ -34,6 +32,7 @@ from datamanager_workers.audit.checks import audit_table, min_spike_returns
 from datamanager_workers.audit.findings import AuditWindow
 from datamanager_workers.shared.source import CandleSource, MySqlDsn
 from tests.fixtures import candles
+from tests.fixtures.mysql import connect
 from tests.fixtures.reference_audit import fetch_rows, findings_of, reference_audit
 
 FIRST = datetime(2023, 1, 1, tzinfo=UTC)
@@ -59,18 +58,6 @@ def timed(action: Callable[[], T]) -> tuple[T, float]:
     started = time.perf_counter()
     result = action()
     return result, time.perf_counter() - started
-
-
-def connect(dsn: str) -> Any:
-    parts = urlsplit(dsn)
-    return pymysql.connect(
-        host=parts.hostname,
-        port=parts.port or 3306,
-        user=parts.username,
-        password=parts.password or "",
-        database=parts.path.lstrip("/") or None,
-        autocommit=True,
-    )
 
 
 def load(dsn: str, rows: int, symbol: str) -> None:

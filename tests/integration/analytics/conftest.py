@@ -8,14 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-import pymysql  # type: ignore[import-untyped]
 import pytest
 from pymongo import MongoClient
 
 from datamanager.cli import main
 from tests.fixtures.candles import Series, generate, store
+from tests.fixtures.mysql import connect
 
 FIRST_OPEN = datetime(2024, 7, 1, tzinfo=UTC)
 CANDLES = 300
@@ -32,15 +31,7 @@ class Seeded:
 @pytest.fixture
 def seeded(mysql_dsn: str) -> Iterator[Seeded]:
     """``klines_h1`` with 300 hourly candles of three symbols; ``klines_d1`` does not exist."""
-    dsn = urlsplit(mysql_dsn)
-    conn = pymysql.connect(
-        host=dsn.hostname,
-        port=dsn.port or 3306,
-        user=dsn.username,
-        password=dsn.password or "",
-        database=dsn.path.lstrip("/"),
-        autocommit=True,
-    )
+    conn = connect(mysql_dsn)
     series = {
         symbol: generate(symbol, "1h", FIRST_OPEN, CANDLES, seed=index, start_price=100.0 * (index + 1))
         for index, symbol in enumerate(SYMBOLS)

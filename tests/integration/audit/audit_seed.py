@@ -6,15 +6,13 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
-
-import pymysql
 
 from datamanager.api import DataAuditSpec
 from datamanager.cli import build_parser
 from datamanager_workers.audit.cli import load_audit_settings
 from datamanager_workers.shared.settings import WorkerSettings
 from tests.fixtures import candles
+from tests.fixtures.mysql import connect
 
 FIRST = datetime(2024, 7, 1, tzinfo=UTC)
 COUNT = 400
@@ -49,18 +47,6 @@ def at(index: int) -> datetime:
 @dataclass(frozen=True)
 class Seed:
     dsn: str
-
-
-def connect(dsn: str) -> pymysql.Connection:  # type: ignore[type-arg,unused-ignore]
-    parts = urlsplit(dsn)
-    return pymysql.connect(
-        host=parts.hostname,
-        port=parts.port or 3306,
-        user=parts.username,
-        password=parts.password or "",
-        database=parts.path.lstrip("/"),
-        autocommit=True,
-    )
 
 
 def seed(dsn: str) -> None:
