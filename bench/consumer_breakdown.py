@@ -42,7 +42,7 @@ from consumer import message_mix, nats_server  # the end-to-end benchmark's mix 
 from datamanager_workers.consumer.counters import Counters
 from datamanager_workers.consumer.parsing import decode
 from datamanager_workers.consumer.service import StreamConsumer
-from datamanager_workers.consumer.settings import Settings
+from datamanager_workers.consumer.settings import load
 from datamanager_workers.consumer.state import ConnectionState
 from datamanager_workers.logs import OncePerInterval
 
@@ -74,24 +74,9 @@ class DecodeOnly(HandOffOnly):
 
 
 def consumer_callback(counters: Counters) -> Callback:
-    settings = Settings(
-        nats_servers=("nats://unused",),
-        subject="unused",
-        queue_group="unused",
-        http_host="127.0.0.1",
-        http_port=0,
-        summary_interval=60,
-        symbols=(),
-        max_symbols=1000,
-        max_payload_bytes=1024 * 1024,
-        max_pending_bytes=64 * 1024 * 1024,
-        reconnect_max_delay=10,
-        drain_timeout=10,
-        log_format="text",
-        log_level="warning",
-    )
-    consumer = StreamConsumer(settings, counters, ConnectionState(), OncePerInterval())
-    return consumer._on_message
+    """The consumer's own NATS callback, handing batches to ``counters``; its settings are the defaults."""
+    defaults = load(argparse.Namespace(), environ={})
+    return StreamConsumer(defaults, counters, ConnectionState(), OncePerInterval())._on_message
 
 
 def reads(payloads: Sequence[bytes], sid: int) -> list[bytes]:
