@@ -34,8 +34,9 @@ lint: venv  ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: venv  ## mypy --strict
+typecheck: venv  ## mypy --strict: the three packages, then the benchmarks
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 crds: venv  ## regenerate crds/*.yaml from the API models
 	$(PY) -m datamanager.api.crd crds

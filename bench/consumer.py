@@ -48,7 +48,7 @@ from typing import Any
 
 import aiohttp
 import nats
-import psutil  # type: ignore[import-untyped]
+import psutil
 from nats.aio.client import Client
 from pydantic import BaseModel
 
