@@ -34,9 +34,9 @@ lint: venv  ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: venv  ## mypy --strict: the three packages, then the benchmarks
+typecheck: venv  ## mypy --strict: the three packages, then the benchmarks, the rig and the test fixtures
 	$(BIN)/mypy
-	$(BIN)/mypy bench
+	$(BIN)/mypy bench tests/rig tests/fixtures
 
 crds: venv  ## regenerate crds/*.yaml from the API models
 	$(PY) -m datamanager.api.crd crds

@@ -287,7 +287,7 @@ def mysql_ok(host: str, port: int) -> bool:
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT 1")
-            return cur.fetchone() == (1,)
+            return bool(cur.fetchone() == (1,))
     finally:
         conn.close()
 

@@ -83,9 +83,9 @@ class Materializer:
         if name not in self._configmaps:
             try:
                 obj = await self.client.get(ConfigMap, name, namespace=self.namespace)
-                data = {k: v.encode() for k, v in (obj.data or {}).items()}
-                data.update({k: base64.b64decode(v) for k, v in (obj.binaryData or {}).items()})
-                self._configmaps[name] = data
+                loaded = {k: v.encode() for k, v in (obj.data or {}).items()}
+                loaded.update({k: base64.b64decode(v) for k, v in (obj.binaryData or {}).items()})
+                self._configmaps[name] = loaded
             except ApiError as exc:
                 if exc.status.code != 404:
                     raise

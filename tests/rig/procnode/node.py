@@ -7,7 +7,7 @@ import contextlib
 import logging
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
@@ -89,9 +89,12 @@ class ProcessNode:
             "kubernetes.io/arch": "amd64",
             "node.datamanager.io/process-node": "true",
         }
-        body = Node.from_dict(
-            {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name, "labels": labels}}
-        )
+        body = cast(
+            Node,
+            Node.from_dict(
+                {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name, "labels": labels}}
+            ),
+        )  # lightkube types from_dict as returning its mixin, not the resource
         with contextlib.suppress(ApiError):
             await self.client.create(body)
         await self.client.patch(Node.Status, self.name, {"status": self.node_status()})
@@ -115,17 +118,25 @@ class ProcessNode:
                 raise
             node = await self.client.get(Node, self.name)
             assert node.metadata is not None
-            lease = Lease.from_dict(
-                {
-                    "metadata": {
-                        "name": self.name,
-                        "namespace": "kube-node-lease",
-                        "ownerReferences": [
-                            {"apiVersion": "v1", "kind": "Node", "name": self.name, "uid": node.metadata.uid}
-                        ],
-                    },
-                    "spec": spec,
-                }
+            lease = cast(
+                Lease,
+                Lease.from_dict(
+                    {
+                        "metadata": {
+                            "name": self.name,
+                            "namespace": "kube-node-lease",
+                            "ownerReferences": [
+                                {
+                                    "apiVersion": "v1",
+                                    "kind": "Node",
+                                    "name": self.name,
+                                    "uid": node.metadata.uid,
+                                }
+                            ],
+                        },
+                        "spec": spec,
+                    }
+                ),
             )
             await self.client.create(lease)
 

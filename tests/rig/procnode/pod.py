@@ -126,7 +126,8 @@ class PodWorker:
         supervisors = [asyncio.create_task(self._supervise(c)) for c in self.containers.values()]
         deletion = asyncio.create_task(self.deleting.wait())
         reporter = asyncio.create_task(self._report_on_change())
-        await asyncio.wait([deletion, asyncio.gather(*supervisors)], return_when=asyncio.FIRST_COMPLETED)
+        waiters: list[asyncio.Future[Any]] = [deletion, asyncio.gather(*supervisors)]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         if self.deleting.is_set():
             grace = self.pod["metadata"].get("deletionGracePeriodSeconds")
             grace = self.pod["spec"].get("terminationGracePeriodSeconds", 30) if grace is None else grace
