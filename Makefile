@@ -34,9 +34,9 @@ lint: venv  ## ruff lint and format check
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: venv  ## mypy --strict: the three packages, then the benchmarks, the rig and the test fixtures
+typecheck: venv  ## mypy --strict: the three packages, then the benchmarks and the tests (rig included)
 	$(BIN)/mypy
-	$(BIN)/mypy bench tests/rig tests/fixtures
+	$(BIN)/mypy bench tests
 
 crds: venv  ## regenerate crds/*.yaml from the API models
 	$(PY) -m datamanager.api.crd crds

@@ -151,12 +151,16 @@ def as_service_account(kube: Client, kubeconfig_path: Path) -> Iterator[Callable
     """Factory: a client authenticated with a real bound token of the given ServiceAccount (TokenRequest)."""
     clients: list[Client] = []
     admin = KubeConfig.from_file(kubeconfig_path).get()
+    assert admin is not None, f"{kubeconfig_path} has no current context"
+    assert admin.cluster is not None, f"{kubeconfig_path} names no cluster"
 
     def make(namespace: str, name: str) -> Client:
         request = ServiceAccount.Token(
             metadata=ObjectMeta(name=name), spec=TokenRequestSpec(audiences=[], expirationSeconds=3600)
         )
-        token = kube.create(request, name, namespace=namespace).status.token
+        status = kube.create(request, name, namespace=namespace).status
+        assert status is not None, "the TokenRequest came back without a token"
+        token = status.token
         config = KubeConfig.from_dict(
             {
                 "clusters": [

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="union-attr, index"
+# (every field of an API object is Optional; a None where a test expects a value fails it anyway)
 """Creating many resources at once and recording every Job the operator creates (stress test and bench)."""
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from typing import Any
 from lightkube import Client
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.resources.batch_v1 import Job
+
+from tests.fixtures.kube import name_of
 
 DataAudit = create_namespaced_resource("datamanager.petrosa.io", "v1alpha1", "DataAudit", "dataaudits")
 # pods of these Jobs never start: the burst measures the operator, not the workers
@@ -57,10 +61,11 @@ class JobWatcher:
             # lightkube renews the watch by itself, so the loop ends only here, on the next event after
             # the stop (or with the connection).
             for event, job in self.kube.watch(Job, namespace=self.namespace, server_timeout=5):
-                if event == "ADDED" and job.metadata.name not in self.seen:
-                    self.seen[job.metadata.name] = time.monotonic()
+                name = name_of(job)
+                if event == "ADDED" and name not in self.seen:
+                    self.seen[name] = time.monotonic()
                     resource = (job.metadata.labels or {}).get("datamanager.petrosa.io/resource", "")
-                    self.by_resource[resource].add(job.metadata.name)
+                    self.by_resource[resource].add(name)
                 if self._stop.is_set():
                     return
         except Exception:

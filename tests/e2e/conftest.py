@@ -1,7 +1,10 @@
+# mypy: disable-error-code="union-attr, index"
+# (every field of an API object is Optional; a None where a test expects a value fails it anyway)
 """Fixtures of the end-to-end tier: the chart installed by Helm, CRDs, seeded candles and their Secrets."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import uuid
@@ -21,6 +24,7 @@ from lightkube.resources.core_v1 import Secret
 
 from tests.conftest import REPO, wait_for
 from tests.fixtures.candles import Defects, generate, store
+from tests.fixtures.kube import resource
 from tests.fixtures.mysql import connect
 from tests.rig.rig import CACHE, versions
 
@@ -54,9 +58,9 @@ def crds(kube: Client) -> None:
     """The current CRDs, applied server-side (Helm only installs CRDs that are missing)."""
     for path in sorted((REPO / "crds").glob("*.yaml")):
         manifest = yaml.safe_load(path.read_text())
-        kube.apply(CustomResourceDefinition.from_dict(manifest), force=True)
+        kube.apply(resource(CustomResourceDefinition, manifest), force=True)
         name = manifest["metadata"]["name"]
-        wait_for(lambda name=name: _established(kube, name), 30, f"CRD {name} established")
+        wait_for(functools.partial(_established, kube, name), 30, f"CRD {name} established")
 
 
 def _established(kube: Client, name: str) -> bool:

@@ -1,9 +1,12 @@
+# mypy: disable-error-code="union-attr, index"
+# (every field of an API object is Optional; a None where a test expects a value fails it anyway)
 """The Helm chart: lint, templates validated by the real API server, and a full install/upgrade/uninstall."""
 
 from __future__ import annotations
 
 import pytest
 from lightkube import Client
+from lightkube.core.client import LabelSelector
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import ConfigMap, Service, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
@@ -84,8 +87,8 @@ def test_install_upgrade_uninstall_leaves_nothing(
     )
     uninstall = run_tool(rig_env, "helm", "uninstall", release, "-n", namespace, "--wait", "--timeout", "60s")
     assert "uninstalled" in uninstall.stdout
-    selector = {"app.kubernetes.io/instance": release}
-    for res in (Deployment, Service, ConfigMap, ServiceAccount, Role, RoleBinding):
-        assert not list(kube.list(res, namespace=namespace, labels=selector)), f"{res.__name__} left behind"
-    for res in (ClusterRole, ClusterRoleBinding):
-        assert not list(kube.list(res, labels=selector)), f"{res.__name__} left behind"
+    selector: LabelSelector = {"app.kubernetes.io/instance": release}
+    for kind in (Deployment, Service, ConfigMap, ServiceAccount, Role, RoleBinding):
+        assert not list(kube.list(kind, namespace=namespace, labels=selector)), f"{kind.__name__} left behind"
+    for cluster_kind in (ClusterRole, ClusterRoleBinding):
+        assert not list(kube.list(cluster_kind, labels=selector)), f"{cluster_kind.__name__} left behind"

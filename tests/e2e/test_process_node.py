@@ -1,3 +1,5 @@
+# mypy: disable-error-code="union-attr, index"
+# (every field of an API object is Optional; a None where a test expects a value fails it anyway)
 """The process node runs pods as local processes; the real Job and Deployment controllers see the outcomes."""
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from typing import Any
 import psutil
 import pytest
 from lightkube import Client
+from lightkube.core.client import LabelSelector
 from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment
@@ -16,6 +19,7 @@ from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Pod, Secret
 
 from tests.conftest import wait_for
+from tests.fixtures.kube import name_of, resource
 
 Obj = dict[str, Any]
 
@@ -27,8 +31,8 @@ def job(name: str, command: str, **spec: Any) -> Job:
             "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", command]}],
         }
     }
-    return Job.from_dict(
-        {"metadata": {"name": name}, "spec": {"backoffLimit": 0, "template": template, **spec}}
+    return resource(
+        Job, {"metadata": {"name": name}, "spec": {"backoffLimit": 0, "template": template, **spec}}
     )
 
 
@@ -178,7 +182,7 @@ def test_secret_and_configmap_env_and_volumes_resolve(kube: Client, namespace: s
         },
         {"name": "scratch", "emptyDir": {}},
     ]
-    kube.create(Job.from_dict(manifest), namespace=namespace)
+    kube.create(resource(Job, manifest), namespace=namespace)
     outcome = wait_for(lambda: job_condition(kube, namespace, "env"), 60, "job env")
     (pod,) = pods_of(kube, namespace, "env")
     assert outcome["type"] == "Complete", pod.status.containerStatuses[0].state.terminated.message
@@ -189,7 +193,7 @@ def test_a_missing_secret_shows_create_container_config_error(kube: Client, name
     manifest["spec"]["template"]["spec"]["containers"][0]["env"] = [
         {"name": "DSN", "valueFrom": {"secretKeyRef": {"name": "absent", "key": "dsn"}}}
     ]
-    kube.create(Job.from_dict(manifest), namespace=namespace)
+    kube.create(resource(Job, manifest), namespace=namespace)
 
     def waiting_reason() -> Obj | None:
         for pod in pods_of(kube, namespace, "nosecret"):
@@ -221,9 +225,10 @@ def test_deployment_with_readiness_probe_becomes_available_and_replaces_a_delete
         "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
         "livenessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 2},
     }
-    labels = {"app": "web"}
+    labels: LabelSelector = {"app": "web"}
     kube.create(
-        Deployment.from_dict(
+        resource(
+            Deployment,
             {
                 "metadata": {"name": "web"},
                 "spec": {
@@ -231,7 +236,7 @@ def test_deployment_with_readiness_probe_becomes_available_and_replaces_a_delete
                     "selector": {"matchLabels": labels},
                     "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
                 },
-            }
+            },
         ),
         namespace=namespace,
     )
@@ -243,7 +248,7 @@ def test_deployment_with_readiness_probe_becomes_available_and_replaces_a_delete
     wait_for(available, 60, "2 available replicas")
     pods = list(kube.list(Pod, namespace=namespace, labels=labels))
     assert len({p.status.podIP for p in pods}) == 2
-    victim = pods[0].metadata.name
+    victim = name_of(pods[0])
     kube.delete(Pod, victim, namespace=namespace)
     wait_for(lambda: _deleted(kube, namespace, victim), 45, "the deleted pod to go away")
     wait_for(available, 60, "a replacement to become available")

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import aiomysql
 import nats
+from nats.aio.msg import Msg
 from pymongo import AsyncMongoClient
 
 
@@ -48,7 +49,7 @@ async def test_two_nats_subscribers_in_one_queue_group_split_the_messages(
     try:
         for index, nc in enumerate(connections[:2]):
 
-            async def handler(msg: nats.aio.msg.Msg, box: list[bytes] = received[index]) -> None:
+            async def handler(msg: Msg, box: list[bytes] = received[index]) -> None:
                 box.append(msg.data)
 
             await nc.subscribe(nats_subject, queue="q", cb=handler)

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import yaml
-from audit_seed import AS_OF, WINDOW, seed
 
 from datamanager.contract import ExitCode
+from tests.integration.audit.audit_seed import AS_OF, WINDOW, seed
 
 
 def _audit(

@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from audit_seed import (
+
+from datamanager.api import AuditCheck, DataAuditSpec, Interval
+from datamanager_workers.audit import queries
+from datamanager_workers.audit.checks import audit_table, index_hint, min_spike_returns
+from datamanager_workers.audit.findings import AuditWindow, DatasetAudit, DatasetStatus
+from datamanager_workers.audit.scoring import score_dataset
+from datamanager_workers.shared.source import CandleSource, MySqlDsn, to_naive_utc
+from tests.fixtures.mysql import connect
+from tests.fixtures.reference_audit import fetch_rows, findings_of, reference_audit
+from tests.integration.audit.audit_seed import (
     AS_OF,
     BTC_DEFECTS,
     COUNT,
@@ -15,17 +24,8 @@ from audit_seed import (
     STEP,
     VIEW_DUPLICATED,
     at,
-    connect,
     seed,
 )
-
-from datamanager.api import AuditCheck, DataAuditSpec, Interval
-from datamanager_workers.audit import queries
-from datamanager_workers.audit.checks import audit_table, index_hint, min_spike_returns
-from datamanager_workers.audit.findings import AuditWindow, DatasetAudit, DatasetStatus
-from datamanager_workers.audit.scoring import score_dataset
-from datamanager_workers.shared.source import CandleSource, MySqlDsn, to_naive_utc
-from tests.fixtures.reference_audit import fetch_rows, findings_of, reference_audit
 
 SPEC = DataAuditSpec.model_validate(
     {

@@ -10,13 +10,13 @@ from typing import Any
 
 import nats
 import pytest
-from audit_seed import AS_OF, seed, settings_for
 from nats.aio.msg import Msg
 from pymongo import AsyncMongoClient
 
 from datamanager_workers.audit.job import AuditOptions, run_audit
 from datamanager_workers.shared.errors import SinkUnavailableError
 from datamanager_workers.shared.sink import ResultSink, RetentionMode
+from tests.integration.audit.audit_seed import AS_OF, seed, settings_for
 
 
 @pytest.fixture

@@ -9,13 +9,12 @@ from collections import Counter as Tally
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from consumer_harness import corpus, publish, until
-
 from datamanager_workers.consumer.counters import Counters
 from datamanager_workers.consumer.service import StreamConsumer
 from datamanager_workers.consumer.settings import Settings, add_arguments, load
 from datamanager_workers.consumer.state import ConnectionState
 from datamanager_workers.logs import OncePerInterval
+from tests.integration.consumer.consumer_harness import corpus, publish, until
 
 
 def settings_for(nats_url: str, subject: str) -> Settings:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from consumer_harness import (
+
+from tests.integration.consumer.consumer_harness import (
     ConsumerHttp,
     free_port,
     publish,
@@ -60,7 +61,7 @@ async def test_nats_server_restart_mid_stream(tmp_path: Path) -> None:
 async def _counted(http: ConsumerHttp, expected: int) -> bool:
     counted = await http.counted()
     assert counted <= expected, "nothing may be counted twice"
-    return counted == expected
+    return bool(counted == expected)
 
 
 NOISE = re.compile("error|warn|skip", re.IGNORECASE)

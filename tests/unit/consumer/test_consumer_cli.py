@@ -12,6 +12,7 @@ from datamanager_workers.consumer.settings import OPTIONS
 def test_help_names_every_flag_and_environment_variable() -> None:
     parser = build_parser()
     subparsers = next(action for action in parser._actions if action.dest == "command")
+    assert isinstance(subparsers.choices, dict)
     text = subparsers.choices["consume"].format_help()
     for option in OPTIONS:
         assert option.flag in text
@@ -23,7 +24,8 @@ def test_invalid_settings_exit_2_with_a_message_per_value(
 ) -> None:
     monkeypatch.setenv("DATAMANAGER_CONSUMER_MAX_SYMBOLS", "many")
     code = main(["consume", "--http-port", "-1", "--summary-interval", "soon"])
-    assert code == ExitCode.INVALID_CONFIG == 2
+    assert code == ExitCode.INVALID_CONFIG
+    assert int(code) == 2
     lines = capsys.readouterr().err.splitlines()
     assert lines[0] == "datamanager consume: invalid settings:"
     assert len(lines) == 4

@@ -6,9 +6,9 @@ import json
 from collections import Counter as Tally
 
 import pytest
-from consumer_corpus import CORPUS
 
 from datamanager_workers.consumer.counters import OTHER_SYMBOLS, Counters
+from tests.unit.consumer.consumer_corpus import CORPUS
 
 
 def trade(symbol: str, event_time: int = 1_720_180_800_000) -> bytes:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from consumer_corpus import CORPUS, WELL_FORMED, Case
 
 from datamanager_workers.consumer.parsing import (
     DEFAULT_MAX_PAYLOAD_BYTES,
@@ -15,6 +14,7 @@ from datamanager_workers.consumer.parsing import (
     events,
     parse,
 )
+from tests.unit.consumer.consumer_corpus import CORPUS, WELL_FORMED, Case
 
 
 def parsed(

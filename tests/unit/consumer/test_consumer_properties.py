@@ -11,7 +11,6 @@ import random
 import string
 from collections import Counter as Tally
 
-from consumer_corpus import CORPUS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +22,7 @@ from datamanager_workers.consumer.parsing import (
     events,
     parse,
 )
+from tests.unit.consumer.consumer_corpus import CORPUS
 
 EXAMPLES = 150
 BATCH = 250  # random byte strings and random envelopes: 2 x 150 x 250 = 75,000 payloads
