@@ -54,6 +54,12 @@ class Cell:
         self.events = 0
         self.last_event_ms = -1  # none yet: event times are never negative, and -1 compares as older
 
+    def add(self, event_time: int | None) -> None:
+        """Count one event; ``event_time`` is its E, if it has one."""
+        self.events += 1
+        if event_time is not None and event_time > self.last_event_ms:
+            self.last_event_ms = event_time
+
 
 class SymbolStats(NamedTuple):
     """What one symbol bucket has seen, summed over its cells."""
@@ -128,6 +134,7 @@ class Counters:
                             route = (envelope.stream, data.event_type, data.symbol)
                             cell = routes.get(route)
                             if cell is not None:
+                                # Cell.add, spelled out: a call per message costs more than the rest.
                                 cell.events += 1
                                 event_time = data.event_time
                                 if event_time is not None and event_time > cell.last_event_ms:
@@ -152,10 +159,7 @@ class Counters:
                 return False
             cells.append(cell)
         for cell, element in zip(cells, elements, strict=True):
-            cell.events += 1
-            event_time = element.event_time
-            if event_time is not None and event_time > cell.last_event_ms:
-                cell.last_event_ms = event_time
+            cell.add(element.event_time)
         self._extra_list_events[cells[0].kind] += len(cells) - 1
         return True
 
@@ -186,10 +190,7 @@ class Counters:
             return result
         kind, first_symbol, first_time, rest = result
         for symbol, event_time in ((first_symbol, first_time), *rest):
-            cell = self._cell(kind, symbol)
-            cell.events += 1
-            if event_time is not None and event_time > cell.last_event_ms:
-                cell.last_event_ms = event_time
+            self._cell(kind, symbol).add(event_time)
         self._extra_list_events[kind] += len(rest)
         return None
 
