@@ -6,12 +6,29 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from typing import NamedTuple
 
-from datamanager_workers.consumer.counters import Counters
+from datamanager_workers.consumer.counters import Counters, SymbolStats
 from datamanager_workers.consumer.state import ConnectionState
 from datamanager_workers.logs import OncePerInterval
 
 log = logging.getLogger("datamanager_workers.consumer")
+
+
+class _Totals(NamedTuple):
+    """The counters' totals at one moment."""
+
+    by_type: dict[str, int]
+    by_reason: dict[str, int]
+    buckets: dict[str, SymbolStats]
+
+    @classmethod
+    def read(cls, counters: Counters) -> _Totals:
+        return cls(counters.messages_by_type, dict(counters.malformed_by_reason), dict(counters.buckets()))
+
+    @property
+    def events_by_symbol(self) -> dict[str, int]:
+        return {name: stats.events for name, stats in self.buckets.items()}
 
 
 class IntervalSummary:
@@ -20,23 +37,15 @@ class IntervalSummary:
     def __init__(self, counters: Counters, state: ConnectionState, now: float) -> None:
         self._counters = counters
         self._state = state
-        self._restart(now)
-
-    def _restart(self, now: float) -> None:
-        counters = self._counters
         self._since = now
-        self._by_type = dict(counters.messages_by_type)
-        self._by_reason = dict(counters.malformed_by_reason)
-        self._events_by_symbol = {name: stats.events for name, stats in counters.buckets()}
+        self._start = _Totals.read(counters)
 
     def take(self, now: float) -> dict[str, object]:
         """Fields of one summary line for the interval ending at ``now``, where the next one starts."""
-        counters, state = self._counters, self._state
-        by_type = _delta(counters.messages_by_type, self._by_type)
-        by_reason = _delta(counters.malformed_by_reason, self._by_reason)
-        buckets = dict(counters.buckets())
-        events_now = {name: stats.events for name, stats in buckets.items()}
-        events_by_symbol = _delta(events_now, self._events_by_symbol)
+        start, current = self._start, _Totals.read(self._counters)
+        by_type = _delta(current.by_type, start.by_type)
+        by_reason = _delta(current.by_reason, start.by_reason)
+        events_by_symbol = _delta(current.events_by_symbol, start.events_by_symbol)
         seconds = max(now - self._since, 1e-9)
         messages = sum(by_type.values()) + sum(by_reason.values())
         fields: dict[str, object] = {
@@ -50,21 +59,23 @@ class IntervalSummary:
         if by_reason:
             fields["malformed_by_reason"] = by_reason
         # Among the symbols heard from in this interval: one that went quiet would always be the worst.
-        lags = ((buckets[symbol].lag_seconds(now), symbol) for symbol in events_by_symbol)
+        lags = ((current.buckets[symbol].lag_seconds(now), symbol) for symbol in events_by_symbol)
         recent = ((lag, symbol) for lag, symbol in lags if lag is not None)
         worst = max(recent, default=None)
         if worst is not None:
             fields["worst_lag_seconds"] = round(worst[0], 3)
             fields["worst_lag_symbol"] = worst[1]
+        total_malformed = sum(current.by_reason.values())
+        state = self._state
         fields.update(
-            symbols=len(buckets) - 1,  # the named ones: `other` is not a symbol
-            total_messages=counters.messages_total,
-            total_malformed=counters.malformed_total,
+            symbols=len(current.buckets) - 1,  # the named ones: `other` is not a symbol
+            total_messages=sum(current.by_type.values()) + total_malformed,
+            total_malformed=total_malformed,
             connected=state.connected,
             reconnects=state.reconnects,
             dropped=state.dropped,
         )
-        self._restart(now)
+        self._since, self._start = now, current
         return fields
 
 
