@@ -304,6 +304,24 @@ def mongo_ok(host: str, port: int) -> bool:
 
 # ---------------------------------------------------------------- components
 
+# Metadata (who, verb, object, response code) is what the tests count; request and response bodies are not
+# logged. The control plane's own controllers (kube-system ServiceAccounts) are left out, except for Job
+# writes, which are logged whoever makes them.
+AUDIT_POLICY = textwrap.dedent("""\
+    apiVersion: audit.k8s.io/v1
+    kind: Policy
+    omitStages: ["RequestReceived"]
+    rules:
+      - level: Metadata
+        verbs: ["create", "update", "patch", "delete", "deletecollection"]
+        resources: [{group: "batch", resources: ["jobs"]}]
+      - level: None
+        userGroups: ["system:serviceaccounts:kube-system"]
+      - level: Metadata
+        userGroups: ["system:serviceaccounts"]
+      - level: None
+    """)
+
 
 def services(rig: Rig) -> list[Component]:
     s, p, host = rig.state, rig.ports, rig.node_ip
@@ -397,6 +415,9 @@ def control_plane(rig: Rig) -> list[Component]:
     insecure.check_hostname = False
     insecure.verify_mode = ssl.CERT_NONE
 
+    def write_audit_policy() -> None:
+        (s / "audit-policy.yaml").write_text(AUDIT_POLICY)
+
     kube = CACHE / f"kubernetes-{versions()['KUBERNETES_VERSION']}" / "bin"
     binary("kubernetes", "KUBERNETES_VERSION", "kube-apiserver")
     delegated = ["--authentication-kubeconfig", "--authorization-kubeconfig", "--kubeconfig"]
@@ -443,9 +464,16 @@ def control_plane(rig: Rig) -> list[Component]:
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--allow-privileged=true",
                 "--profiling=false",
+                # ground truth for the tests: every request of a ServiceAccount outside kube-system, and
+                # every write to Jobs by anyone (tests/fixtures/audit.py reads it)
+                f"--audit-policy-file={s / 'audit-policy.yaml'}",
+                f"--audit-log-path={s / 'logs' / 'audit.log'}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=0",  # one file, never rotated: a test reads it from an offset
                 "--v=0",
             ],
             lambda: http_ok(f"{server}/readyz", tls, b"ok"),
+            prepare=write_audit_policy,
         ),
         Component(
             "kube-controller-manager",
@@ -562,6 +590,7 @@ def write_env(rig: Rig, with_cluster: bool) -> None:
     ]
     if with_cluster:
         lines["KUBECONFIG"] = str(rig.state / "admin.kubeconfig")
+        lines["RIG_AUDIT_LOG"] = str(rig.log("audit"))
         lines["RIG_NODE_NAME"] = NODE_NAME
         path.insert(0, str(CACHE / f"kubernetes-{versions()['KUBERNETES_VERSION']}" / "bin"))
     body = "".join(f"export {k}={v}\n" for k, v in lines.items())
