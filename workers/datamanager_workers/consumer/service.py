@@ -21,7 +21,7 @@ from nats.errors import DrainTimeoutError, SlowConsumerError
 from nats.errors import Error as NatsError
 
 from datamanager_workers.consumer.counters import Counters
-from datamanager_workers.consumer.settings import Settings, redact
+from datamanager_workers.consumer.settings import Settings, nats_login, redact
 from datamanager_workers.consumer.state import ConnectionState
 from datamanager_workers.logs import OncePerInterval
 
@@ -114,8 +114,12 @@ class StreamConsumer:
             self._state.connected = self._state.subscribed = False
             closed.set()
 
+        login = nats_login(settings.nats_servers)
         client = await nats.connect(
-            servers=list(settings.nats_servers),
+            servers=login.servers,
+            user=login.user,
+            password=login.password,
+            token=login.token,
             name=CLIENT_NAME,
             # This loop, not the client, reconnects: one backoff policy for the first connection and
             # every later one. So each call makes one quick pass over the pool (two tries per server is

@@ -16,15 +16,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlsplit
 
 import aiomysql
 
 from datamanager.api.common import Interval
 from datamanager_workers.shared.errors import InvalidConfigError, SourceUnavailableError
+from datamanager_workers.shared.urls import split_url
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _SCHEMES = ("mysql", "mysql+aiomysql", "mysql+pymysql")
+_EXAMPLE = "mysql://user:password@host:3306/database"
 # MySQL client error codes worth a precise message.
 _ACCESS_DENIED = 1045
 _UNKNOWN_DATABASE = 1049
@@ -42,26 +43,15 @@ class MySqlDsn:
 
     @classmethod
     def parse(cls, dsn: str) -> MySqlDsn:
-        try:
-            parts = urlsplit(dsn)
-            port = parts.port or 3306
-        except ValueError as exc:
-            raise InvalidConfigError(f"the MySQL DSN is malformed: {exc}") from None
-        if parts.scheme not in _SCHEMES:
-            raise InvalidConfigError(
-                f"the MySQL DSN must start with mysql://, not {parts.scheme or 'nothing'}://"
-            )
-        database = parts.path.lstrip("/")
-        if not parts.hostname or not database:
-            raise InvalidConfigError(
-                "the MySQL DSN needs a host and a database: mysql://user:pw@host:3306/database"
-            )
+        """Raises ``InvalidConfigError`` naming the part that is wrong, never quoting the DSN."""
+        url = split_url(dsn, "the MySQL DSN", _SCHEMES, _EXAMPLE)
+        ((host, port),) = url.hosts
+        if not url.path:
+            raise InvalidConfigError(f"the MySQL DSN needs a host and a database: {_EXAMPLE}")
+        if "/" in url.path:
+            raise InvalidConfigError(f"the MySQL DSN's path must be one database name: {_EXAMPLE}")
         return cls(
-            host=parts.hostname,
-            port=port,
-            user=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            database=unquote(database),
+            host=host, port=port or 3306, user=url.user or "", password=url.password or "", database=url.path
         )
 
     @property
@@ -145,7 +135,10 @@ class CandleSource:
                     host=self.dsn.host,
                     port=self.dsn.port,
                     user=self.dsn.user,
-                    password=self.dsn.password,
+                    # the client sends the password as latin-1; handing it the UTF-8 bytes that way sends
+                    # what MySQL hashed when the password was set over a UTF-8 connection, so non-ASCII
+                    # passwords work (and never raise UnicodeEncodeError quoting one of their characters)
+                    password=self.dsn.password.encode().decode("latin-1"),
                     db=self.dsn.database,
                     connect_timeout=self._connect_timeout,
                     autocommit=True,
