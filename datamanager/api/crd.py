@@ -193,8 +193,15 @@ def crd(kind: str, plural: str, short_names: list[str], spec: Schema, health_col
         "metadata": {
             "name": f"{plural}.{GROUP}",
             "labels": {"app.kubernetes.io/name": "datamanager", "app.kubernetes.io/part-of": "datamanager"},
-            # ArgoCD applies the CRDs before anything that uses them
-            "annotations": {"argocd.argoproj.io/sync-wave": "-1"},
+            "annotations": {
+                # ArgoCD applies the CRDs before anything that uses them
+                "argocd.argoproj.io/sync-wave": "-1",
+                # Deleting a CRD deletes every DataAudit and AnalyticsJob with it: neither Helm (uninstall)
+                # nor ArgoCD (prune, or deleting the Application) ever does that; removing them is a
+                # deliberate `kubectl delete crd`.
+                "helm.sh/resource-policy": "keep",
+                "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+            },
         },
         "spec": {
             "group": GROUP,
