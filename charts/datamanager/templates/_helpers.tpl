@@ -37,7 +37,49 @@ app.kubernetes.io/component: {{ .component }}
 {{- define "datamanager.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create }}
 {{- default (include "datamanager.fullname" .) .Values.serviceAccount.name }}
+{{- else if not .Values.serviceAccount.name }}
+{{- fail "serviceAccount.name is required with serviceAccount.create=false: name the existing ServiceAccount the operator runs as" }}
+{{- else if and .Values.rbac.create (eq .Values.serviceAccount.name "default") }}
+{{- fail "serviceAccount.name=default would give the operator's rights to every pod of the namespace without an identity of its own: name a ServiceAccount of the operator's own" }}
 {{- else }}
-{{- default "default" .Values.serviceAccount.name }}
+{{- .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "datamanager.consumerServiceAccountName" -}}
+{{- $sa := .Values.consumer.serviceAccount }}
+{{- if $sa.create }}
+{{- default (printf "%s-consumer" (include "datamanager.fullname" .)) $sa.name }}
+{{- else if not $sa.name }}
+{{- fail "consumer.serviceAccount.name is required with consumer.serviceAccount.create=false: name the existing ServiceAccount the consumer runs as" }}
+{{- else }}
+{{- $sa.name }}
+{{- end }}
+{{- end }}
+
+{{- /* The worker image the operator uses when a resource names none. */ -}}
+{{- define "datamanager.workerImage" -}}
+{{- default (include "datamanager.image" .) .Values.operator.workerImage }}
+{{- end }}
+
+{{- /* JSON list: the images spec.job.image may name (the worker image first); `*` at the end: a prefix. */ -}}
+{{- define "datamanager.allowedImages" -}}
+{{- $images := list (include "datamanager.workerImage" .) }}
+{{- range .Values.admission.allowedImages }}
+{{- $images = append $images . }}
+{{- end }}
+{{- toJson (uniq $images) }}
+{{- end }}
+
+{{- /* JSON list: the namespaces the operator manages; empty when cluster-wide. */ -}}
+{{- define "datamanager.watchNamespaces" -}}
+{{- if and .Values.rbac.clusterWide .Values.rbac.watchNamespaces }}
+{{- fail "rbac.clusterWide=true and rbac.watchNamespaces exclude each other: set one" }}
+{{- else if .Values.rbac.clusterWide }}
+{{- toJson list }}
+{{- else if .Values.rbac.watchNamespaces }}
+{{- toJson .Values.rbac.watchNamespaces }}
+{{- else }}
+{{- toJson (list .Release.Namespace) }}
 {{- end }}
 {{- end }}
