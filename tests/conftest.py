@@ -128,11 +128,33 @@ def kube(kubeconfig_path: Path) -> Iterator[Client]:
     client.close()
 
 
+# Pod Security "restricted", enforced: every pod of the tests (operator, consumer, workers) must be admitted
+# under it, as in a hardened cluster.
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+# What a pod of the tests' own needs to be admitted there (the process node ignores it).
+RESTRICTED_POD_SECURITY = {
+    "securityContext": {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+}
+RESTRICTED_CONTAINER_SECURITY = {
+    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+}
+
+
 @pytest.fixture
 def namespace(kube: Client) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards (its pods are stopped by the process node)."""
+    """A fresh namespace per test, Pod Security ``restricted`` enforced, deleted afterwards (its pods are
+    stopped by the process node)."""
     name = f"t-{uuid.uuid4().hex[:10]}"
-    kube.create(Namespace(metadata=ObjectMeta(name=name, labels={"datamanager.io/test": "true"})))
+    kube.create(
+        Namespace(metadata=ObjectMeta(name=name, labels={"datamanager.io/test": "true", **RESTRICTED}))
+    )
     wait_for(lambda: _has_default_service_account(kube, name), timeout=30, what="default ServiceAccount")
     yield name
     kube.delete(Namespace, name)

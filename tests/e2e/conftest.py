@@ -20,9 +20,10 @@ from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Secret
+from lightkube.resources.core_v1 import Namespace, Secret
 
-from tests.conftest import REPO, wait_for
+from tests.conftest import REPO, RESTRICTED, wait_for
+from tests.fixtures.audit import AuditLog
 from tests.fixtures.candles import Defects, generate, store
 from tests.fixtures.kube import resource
 from tests.fixtures.mysql import connect
@@ -31,6 +32,8 @@ from tests.rig.rig import CACHE, versions
 CHART = REPO / "charts" / "datamanager"
 RELEASE = "dm-e2e"
 RELEASE_NAMESPACE = "dm-e2e-system"
+OPERATOR_USER = f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}-datamanager"
+UNPULLABLE_IMAGES = "unpullable.invalid/*"  # the process node never "pulls" these: ImagePullBackOff
 
 
 def tool_path() -> str:
@@ -68,9 +71,47 @@ def _established(kube: Client, name: str) -> bool:
     return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
 
 
+# how the suite's operator is installed (the RBAC test renders the chart with the same values)
+OPERATOR_VALUES = [
+    "--set",
+    "consumer.enabled=false",
+    "--set",
+    "operator.replicas=2",
+    "--set",
+    "operator.stuckPodSeconds=20",
+    "--set",
+    "operator.leaseSeconds=10",
+    "--set",
+    "rbac.clusterWide=true",
+    "--set",
+    f"admission.allowedImages={{{UNPULLABLE_IMAGES}}}",
+]
+
+
+def restricted_namespace(kube: Client, name: str) -> None:
+    """``name`` exists and enforces Pod Security ``restricted`` (created, or labelled when it exists)."""
+    try:
+        kube.create(Namespace(metadata=ObjectMeta(name=name, labels=RESTRICTED)))
+    except ApiError as exc:
+        if exc.status.code != 409:
+            raise
+        kube.patch(Namespace, name, {"metadata": {"labels": RESTRICTED}})
+
+
 @pytest.fixture(scope="session")
-def operator_release(kube: Client, crds: None, rig_env: dict[str, str]) -> Iterator[str]:
-    """The chart installed by Helm with the operator only; its RBAC is exactly what the chart ships."""
+def operator_audit_start(rig_env: dict[str, str]) -> int:
+    """Where the API server's audit log stood before the suite's operator was installed."""
+    return AuditLog(rig_env["RIG_AUDIT_LOG"]).mark()
+
+
+@pytest.fixture(scope="session")
+def operator_release(
+    kube: Client, crds: None, rig_env: dict[str, str], operator_audit_start: int
+) -> Iterator[str]:
+    """The chart installed by Helm with the operator only, in a namespace that enforces Pod Security
+    ``restricted``; its RBAC and admission policy are exactly what the chart ships (cluster-wide: every
+    test has its own namespace). Its worker images: the default and the never-pulled ones some tests use."""
+    restricted_namespace(kube, RELEASE_NAMESPACE)
     run_tool(
         rig_env,
         "helm",
@@ -80,18 +121,10 @@ def operator_release(kube: Client, crds: None, rig_env: dict[str, str]) -> Itera
         str(CHART),
         "-n",
         RELEASE_NAMESPACE,
-        "--create-namespace",
         "--wait",
         "--timeout",
         "120s",
-        "--set",
-        "consumer.enabled=false",
-        "--set",
-        "operator.replicas=2",
-        "--set",
-        "operator.stuckPodSeconds=20",
-        "--set",
-        "operator.leaseSeconds=10",
+        *OPERATOR_VALUES,
     )
     yield RELEASE_NAMESPACE
     run_tool(rig_env, "helm", "uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")

@@ -18,17 +18,19 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Pod, Secret
 
-from tests.conftest import wait_for
+from tests.conftest import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, wait_for
 from tests.fixtures.kube import name_of, resource
 
 Obj = dict[str, Any]
 
 
 def job(name: str, command: str, **spec: Any) -> Job:
+    container = {"name": "main", "image": "busybox", "command": ["sh", "-c", command]}
     template: Obj = {
         "spec": {
             "restartPolicy": "Never",
-            "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", command]}],
+            "containers": [{**container, **RESTRICTED_CONTAINER_SECURITY}],
+            **RESTRICTED_POD_SECURITY,
         }
     }
     return resource(
@@ -224,6 +226,7 @@ def test_deployment_with_readiness_probe_becomes_available_and_replaces_a_delete
         "env": [{"name": "MARKER", "value": marker}],
         "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
         "livenessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 2},
+        **RESTRICTED_CONTAINER_SECURITY,
     }
     labels: LabelSelector = {"app": "web"}
     kube.create(
@@ -234,7 +237,10 @@ def test_deployment_with_readiness_probe_becomes_available_and_replaces_a_delete
                 "spec": {
                     "replicas": 2,
                     "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [container], **RESTRICTED_POD_SECURITY},
+                    },
                 },
             },
         ),
