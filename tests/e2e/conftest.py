@@ -8,9 +8,11 @@ import functools
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -34,6 +36,16 @@ RELEASE = "dm-e2e"
 RELEASE_NAMESPACE = "dm-e2e-system"
 OPERATOR_USER = f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}-datamanager"
 UNPULLABLE_IMAGES = "unpullable.invalid/*"  # the process node never "pulls" these: ImagePullBackOff
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "after_suite: runs after every other test, on the record of what the suite did"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)  # stable
 
 
 def tool_path() -> str:
@@ -130,6 +142,14 @@ def operator_release(
     run_tool(rig_env, "helm", "uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")
 
 
+def render(rig_env: dict[str, str], release: str, namespace: str, *values: str) -> list[dict[str, Any]]:
+    """The chart's manifests as ``helm template`` renders them for this release."""
+    out = run_tool(
+        rig_env, "helm", "template", release, str(CHART), "-n", namespace, "--kube-version", "1.36.3", *values
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
+
+
 def operator_deployment(kube: Client) -> Deployment:
     return kube.get(Deployment, f"{RELEASE}-datamanager-operator", namespace=RELEASE_NAMESPACE)
 
@@ -146,6 +166,16 @@ class CandleSource:
 def candles(kube: Client, namespace: str, rig_env: dict[str, str]) -> Iterator[CandleSource]:
     """A week of hourly candles for two symbols (one with a gap and an invalid candle) in a fresh database,
     and the Secrets a resource in ``namespace`` references: extractor-mysql/dsn, datamanager-mongodb/uri."""
+    with candle_source(kube, namespace, rig_env) as source:
+        yield source
+
+
+@contextmanager
+def candle_source(
+    kube: Client, namespace: str, rig_env: dict[str, str], *, dsn_of: Callable[[str], str] | None = None
+) -> Iterator[CandleSource]:
+    """What the ``candles`` fixture gives, for any namespace; ``dsn_of`` turns the database's admin DSN into
+    the one the Secret holds (another user, say)."""
     server = urlsplit(rig_env["RIG_MYSQL_DSN"])
     database = f"e2e_{uuid.uuid4().hex[:10]}"
     conn = connect(rig_env["RIG_MYSQL_DSN"])
@@ -167,7 +197,7 @@ def candles(kube: Client, namespace: str, rig_env: dict[str, str]) -> Iterator[C
     dsn = urlunsplit(server._replace(path=f"/{database}"))
     mongo = f"e2e_{uuid.uuid4().hex[:10]}"
     for name, key, value in (
-        ("extractor-mysql", "dsn", dsn),
+        ("extractor-mysql", "dsn", dsn_of(database) if dsn_of else dsn),
         ("datamanager-mongodb", "uri", rig_env["RIG_MONGODB_URI"]),
     ):
         kube.create(Secret(metadata=ObjectMeta(name=name), stringData={key: value}), namespace=namespace)
