@@ -27,7 +27,7 @@ from lightkube.resources.core_v1 import Namespace, Secret
 from tests.conftest import REPO, RESTRICTED, wait_for
 from tests.fixtures.audit import AuditLog
 from tests.fixtures.candles import Defects, generate, store
-from tests.fixtures.kube import resource
+from tests.fixtures.kube import as_dict, resource
 from tests.fixtures.mysql import connect
 from tests.rig.rig import CACHE, versions
 
@@ -227,6 +227,14 @@ def resource_manifest(kind: str, name: str, source: CandleSource, **spec: object
         "metadata": {"name": name},
         "spec": base,
     }
+
+
+def finished_run(kube: Client, res: Any, name: str, namespace: str) -> dict[str, Any] | None:
+    """The resource's status once its last run has finished and none is running; None before."""
+    status: dict[str, Any] = as_dict(kube.get(res, name, namespace=namespace)).get("status") or {}
+    last = status.get("lastRun") or {}
+    running = status.get("activeRuns") or status.get("activeRun")
+    return status if last.get("outcome") in ("Succeeded", "Failed") and not running else None
 
 
 def delete_quietly(kube: Client, res: type, name: str, namespace: str) -> None:

@@ -31,6 +31,7 @@ from tests.e2e.conftest import (
     RELEASE_NAMESPACE,
     CandleSource,
     candle_source,
+    finished_run,
     operator_deployment,
     render,
     resource_manifest,
@@ -60,13 +61,6 @@ class Setup:
     source: CandleSource
     audit_mark: int
     outcomes: dict[tuple[str, str, str], dict[str, Any]]  # (kind, namespace, name) -> status when finished
-
-
-def outcome(kube: Client, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
-    status: dict[str, Any] = as_dict(kube.get(KINDS[kind], name, namespace=namespace)).get("status") or {}
-    last = status.get("lastRun") or {}
-    running = status.get("activeRuns") or status.get("activeRun")
-    return status if last.get("outcome") in ("Succeeded", "Failed") and not running else None
 
 
 def our_crds(kube: Client) -> dict[str, str | None]:
@@ -168,7 +162,7 @@ def test_a_namespaced_operator_runs_what_it_manages_with_roles_only(
     for kind, namespace, name, _ in created[:3]:
 
         def done(kind: str = kind, namespace: str = namespace, name: str = name) -> dict[str, Any] | None:
-            return outcome(kube, kind, namespace, name)
+            return finished_run(kube, KINDS[kind], name, namespace)
 
         setup.outcomes[(kind, namespace, name)] = wait_for(done, 180, f"{kind} {namespace}/{name}")
     assert setup.outcomes[("DataAudit", home, "audit")]["lastRun"]["outcome"] == "Succeeded"
