@@ -103,6 +103,11 @@ def seed(env: dict[str, str]) -> str:
 def install(env: dict[str, str], dsn: str) -> None:
     say(f"Installing the Helm chart into {SYSTEM} (operator and consumer, 2 replicas each)")
     sh("kubectl", "apply", "--server-side", "-f", str(REPO / "crds"), env=env, capture=True)
+    # the operator manages the namespaces it is given (a Role in each), so that one exists first
+    manifest = sh(
+        "kubectl", "create", "namespace", NAMESPACE, "--dry-run=client", "-o", "yaml", env=env, capture=True
+    )
+    subprocess.run(["kubectl", "apply", "-f", "-"], input=manifest, env=env, text=True, capture_output=True)
     sh(
         "helm",
         "upgrade",
@@ -119,14 +124,12 @@ def install(env: dict[str, str], dsn: str) -> None:
         f"consumer.nats.url={env['RIG_NATS_URL']}",
         "--set",
         "consumer.summaryIntervalSeconds=15",
+        "--set",
+        f"rbac.watchNamespaces={{{NAMESPACE}}}",
         env=env,
         capture=True,
     )
-    say(f"Creating namespace {NAMESPACE} and the Secrets the workers read")
-    manifest = sh(
-        "kubectl", "create", "namespace", NAMESPACE, "--dry-run=client", "-o", "yaml", env=env, capture=True
-    )
-    subprocess.run(["kubectl", "apply", "-f", "-"], input=manifest, env=env, text=True, capture_output=True)
+    say(f"Creating the Secrets the workers read in {NAMESPACE}")
     for name, key, value in (
         ("extractor-mysql", "dsn", dsn),
         ("datamanager-mongodb", "uri", env["RIG_MONGODB_URI"]),
