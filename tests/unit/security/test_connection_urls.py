@@ -13,11 +13,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from datamanager_workers.consumer.settings import SettingsError, add_arguments, load, nats_login
+from datamanager_workers.consumer.settings import SettingsError, add_arguments, load
 from datamanager_workers.shared.errors import InvalidConfigError
 from datamanager_workers.shared.sink import ResultSink, parse_mongodb_uri
 from datamanager_workers.shared.source import MySqlDsn
-from datamanager_workers.shared.urls import split_url
+from datamanager_workers.shared.urls import nats_login, shown, split_url
 
 URL_SPECIAL = "/?#@:%[]&=+$,;!*'()\"\\ `~^|{}<>"
 NON_ASCII = st.characters(min_codepoint=0xA1, exclude_categories=("Cs", "Zs", "Zl", "Zp", "Cc", "Cf"))
@@ -187,3 +187,9 @@ def test_nats_credentials_are_decoded_and_passed_apart_from_the_urls() -> None:
     token = nats_login(["nats://s%2Fcret-token@a:4222"])
     assert (token.user, token.password, token.token) == (None, None, "s/cret-token")
     assert nats_login(["nats://a:4222"]) == (["nats://a:4222"], None, None, None)
+
+
+def test_a_url_in_a_log_line_shows_where_never_who() -> None:
+    assert shown(f"nats://dm:{quote('s3cr/et', safe='')}@a:4222,b:4223") == "nats://a:4222,b:4223"
+    assert shown("nats://dm:s3cr/etPW99@a:4222") == "(a malformed URL)"
+    assert shown("mongodb://u:pw@h/db?tlsCertificateKeyFilePassword=PW99") == "mongodb://h/db"

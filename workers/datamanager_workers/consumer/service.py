@@ -21,9 +21,10 @@ from nats.errors import DrainTimeoutError, SlowConsumerError
 from nats.errors import Error as NatsError
 
 from datamanager_workers.consumer.counters import Counters
-from datamanager_workers.consumer.settings import Settings, nats_login, redact
+from datamanager_workers.consumer.settings import Settings, redact
 from datamanager_workers.consumer.state import ConnectionState
 from datamanager_workers.logs import OncePerInterval
+from datamanager_workers.shared.urls import nats_login
 
 log = logging.getLogger("datamanager_workers.consumer")
 

@@ -10,21 +10,20 @@ import argparse
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Generic, NamedTuple, TypeVar
+from typing import Final, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from datamanager_workers.consumer.counters import DEFAULT_MAX_SYMBOLS
 from datamanager_workers.consumer.parsing import DEFAULT_MAX_PAYLOAD_BYTES, MAX_SYMBOL_LENGTH
 from datamanager_workers.logs import ENV_LOG_FORMAT, ENV_LOG_LEVEL, LOG_FORMATS, LOG_LEVELS
 from datamanager_workers.shared.errors import InvalidConfigError
-from datamanager_workers.shared.urls import ConnectionUrl, split_url
+from datamanager_workers.shared.urls import NATS_SCHEMES, ConnectionUrl, split_url
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 ENV_PREFIX: Final = "DATAMANAGER_CONSUMER_"
 DEFAULT_SUBJECT: Final = "binance.futures.websocket.data"
-_NATS_SCHEMES: Final = ("nats", "tls", "ws", "wss")
 
 
 class SettingsError(ValueError):
@@ -69,7 +68,7 @@ def _split(server: str) -> ConnectionUrl:
     """One NATS URL, checked; the message names what is wrong and never quotes the URL (it may hold a
     password)."""
     try:
-        return split_url(server, "the NATS URL", _NATS_SCHEMES, "nats://host:4222")
+        return split_url(server, "the NATS URL", NATS_SCHEMES, "nats://host:4222")
     except InvalidConfigError as exc:
         raise ValueError(str(exc)) from None
 
@@ -80,27 +79,6 @@ def redact(url: str) -> str:
     if parts.username is None and parts.password is None:
         return url
     return parts._replace(netloc=f"***@{parts.netloc.rpartition('@')[2]}").geturl()
-
-
-class NatsLogin(NamedTuple):
-    """What nats.connect takes: server URLs without credentials, and the credentials decoded."""
-
-    servers: list[str]
-    user: str | None
-    password: str | None
-    token: str | None
-
-
-def nats_login(servers: Sequence[str]) -> NatsLogin:
-    """The client would send a URL's user and password still percent-encoded, so a password with '/' or
-    '@' (which a URL must encode) would never match: they are decoded and passed on their own, for every
-    server of the pool (the URLs that carry credentials carry the same, ``_servers`` checks)."""
-    urls = [_split(server) for server in servers]
-    user, password = next(((url.user, url.password) for url in urls if url.user is not None), (None, None))
-    plain = [url.without_credentials() for url in urls]
-    if user is not None and password is None:
-        return NatsLogin(plain, None, None, user)  # nats://token@host
-    return NatsLogin(plain, user, password, None)
 
 
 def _token(what: str) -> Callable[[str], str]:

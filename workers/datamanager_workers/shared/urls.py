@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Final, NamedTuple
 from urllib.parse import unquote
 
 from datamanager_workers.shared.errors import InvalidConfigError
@@ -22,6 +23,7 @@ ENCODING_HINT = (
     ": as %3A, % as %25 (python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1], "
     'safe=""))\' PASSWORD prints the encoded form)'
 )
+NATS_SCHEMES: Final = ("nats", "tls", "ws", "wss")
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}")
 _HOST = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9_])?")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]{2,45}(?:%[A-Za-z0-9._~-]+)?\]")
@@ -125,3 +127,35 @@ def _host(text: str, what: str) -> tuple[str, int | None]:
     if not port_text.isascii() or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
         raise InvalidConfigError(f"the port of {what} is not a number from 1 to 65535")
     return host, int(port_text)
+
+
+class NatsLogin(NamedTuple):
+    """What nats.connect takes: server URLs without credentials, and the credentials decoded."""
+
+    servers: list[str]
+    user: str | None
+    password: str | None
+    token: str | None
+
+
+def nats_login(servers: Sequence[str]) -> NatsLogin:
+    """nats-py would send a URL's user and password still percent-encoded, so a password with '/' or '@'
+    (which a URL must encode) would never match: they are decoded and passed on their own, for every server
+    of the pool (the first URL that carries credentials gives them). Raises ``InvalidConfigError``."""
+    urls = [split_url(server, "the NATS URL", NATS_SCHEMES, "nats://host:4222") for server in servers]
+    user, password = next(((url.user, url.password) for url in urls if url.user is not None), (None, None))
+    plain = [url.without_credentials() for url in urls]
+    if user is not None and password is None:
+        return NatsLogin(plain, None, None, user)  # nats://token@host
+    return NatsLogin(plain, user, password, None)
+
+
+def shown(text: str) -> str:
+    """A URL fit for a log line: scheme, hosts and path, without credentials or options; a malformed one
+    is not shown at all."""
+    head = text.partition("://")[0]
+    try:
+        url = split_url(text, "the URL", (head.lower(),), "", several_hosts=True)
+    except InvalidConfigError:
+        return "(a malformed URL)"
+    return f"{url.scheme}://{url.where}"
