@@ -161,6 +161,8 @@ def test_nats_credentials_never_land_in_a_config_map(rig_env: dict[str, str]) ->
         ("podSecurityContext.hostNetwork=true", "'hostNetwork' not allowed"),
         ("podSecurityContext.hostPID=true", "'hostPID' not allowed"),
         ("podSecurityContext.hostIPC=true", "'hostIPC' not allowed"),
+        ("operator.hostNetwork=true", "'hostNetwork' not allowed"),
+        ("consumer.hostPID=true", "'hostPID' not allowed"),
         ("podSecurityContext.runAsNonRoot=null", "missing property 'runAsNonRoot'"),
     ],
 )
