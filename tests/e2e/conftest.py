@@ -92,6 +92,11 @@ def operator_release(kube: Client, crds: None, rig_env: dict[str, str]) -> Itera
         "operator.stuckPodSeconds=20",
         "--set",
         "operator.leaseSeconds=10",
+        "--set",
+        "operator.unschedulableSeconds=20",
+        # the failure tests use images that never pull (the process node's convention)
+        "--set",
+        "operator.allowedImages={unpullable.invalid/*}",
     )
     yield RELEASE_NAMESPACE
     run_tool(rig_env, "helm", "uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")
