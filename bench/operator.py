@@ -97,7 +97,7 @@ def main() -> int:
             "--set",
             "rbac.clusterWide=true",
             "--set",
-            "admission.allowedImages={unpullable.invalid/*}",
+            "operator.allowedImages={unpullable.invalid/*}",
         ],
         env=env,
         check=True,

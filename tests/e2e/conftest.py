@@ -94,9 +94,12 @@ OPERATOR_VALUES = [
     "--set",
     "operator.leaseSeconds=10",
     "--set",
-    "rbac.clusterWide=true",
+    "operator.unschedulableSeconds=20",
     "--set",
-    f"admission.allowedImages={{{UNPULLABLE_IMAGES}}}",
+    "rbac.clusterWide=true",
+    # the failure tests use images that never pull (the process node's convention)
+    "--set",
+    f"operator.allowedImages={{{UNPULLABLE_IMAGES}}}",
 ]
 
 

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -222,21 +223,27 @@ def test_network_policies_admit_only_the_scraping_namespace(rig_env: dict[str, s
     assert all(p["spec"]["ingress"] == [] for p in of(closed, "NetworkPolicy"))
 
 
-def test_the_operator_gets_the_policy_s_image_list_with_or_without_the_policy(
-    rig_env: dict[str, str],
-) -> None:
-    images = ["--set", "admission.allowedImages={registry.example/dm:*,other.example/x:1}"]
+def test_the_policy_and_the_operator_allow_the_same_images(rig_env: dict[str, str]) -> None:
+    images = ["--set", "operator.allowedImages={registry.example/dm:*,other.example/x:1}"]
     for extra in ([], ["--set", "admission.enabled=false"]):
         docs = render(rig_env, "dm", NS, *images, *extra)
-        assert env_of(docs, "operator")["DATAMANAGER_ALLOWED_IMAGES"] == (
-            "ghcr.io/petrosa/datamanager:0.1.0,registry.example/dm:*,other.example/x:1"
-        )
-        assert bool(of(docs, "ValidatingAdmissionPolicy")) == (extra == [])
+        operator = env_of(docs, "operator")
+        assert operator["DATAMANAGER_WORKER_IMAGE"] == "ghcr.io/petrosa/datamanager:0.1.0"
+        assert operator["DATAMANAGER_ALLOWED_IMAGES"] == "registry.example/dm:*,other.example/x:1"
+        policies = of(docs, "ValidatingAdmissionPolicy")
+        assert len(policies) == (0 if extra else 1)
+        for policy in policies:
+            variables = {v["name"]: v["expression"] for v in policy["spec"]["variables"]}
+            assert json.loads(variables["allowedImages"]) == [
+                "ghcr.io/petrosa/datamanager:0.1.0",
+                "registry.example/dm:*",
+                "other.example/x:1",
+            ]
 
 
 OPEN = [
     "--set",
-    "admission.allowedImages={registry.example/dm:*}",
+    "operator.allowedImages={registry.example/dm:*}",
     "--set",
     "admission.placement.nodeSelectorKeys={kubernetes.io/arch}",
     "--set",

@@ -62,10 +62,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (include "datamanager.image" .) .Values.operator.workerImage }}
 {{- end }}
 
-{{- /* JSON list: the images spec.job.image may name (the worker image first); `*` at the end: a prefix. */ -}}
+{{- /* JSON list: the images spec.job.image may name: the worker image and operator.allowedImages (the operator
+gets the same list and checks every run again); `*` at the end: a prefix. */ -}}
 {{- define "datamanager.allowedImages" -}}
 {{- $images := list (include "datamanager.workerImage" .) }}
-{{- range .Values.admission.allowedImages }}
+{{- range .Values.operator.allowedImages }}
 {{- $images = append $images . }}
 {{- end }}
 {{- toJson (uniq $images) }}

@@ -1,0 +1,111 @@
+"""Cron slots in a time zone, as wall-clock times that map to strictly increasing instants.
+
+A schedule is read in the zone's wall clock (``0 2 * * *`` in Europe/Lisbon is 02:00 Lisbon time, summer or
+winter). Across daylight-saving changes each wall-clock slot maps to one instant: a slot inside the spring
+gap runs at the instant the clock jumps to (01:30 that does not exist runs as 02:30 summer time), a slot in
+the repeated autumn hour runs at its first occurrence, and a slot that would map to an instant already
+passed is dropped. So a daily cron runs once on both change days, and no slot ever runs twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from croniter import CroniterBadDateError, CroniterError, croniter
+
+MISSED_CAP = 100  # like CronJob: past this many, "at least 100" is all that is worth counting
+# croniter searches this far for a date such as 30 February before it gives up
+_SEARCH_YEARS = 8
+_NEAR = timedelta(hours=3)  # no zone shifts its offset by more than this at once
+
+
+class NoNextSlotError(ValueError):
+    """A cron expression that names no date that ever comes (e.g. ``0 0 30 2 *``)."""
+
+
+@dataclass(frozen=True)
+class Slots:
+    """What a schedule says at ``now`` about the slots after ``after``."""
+
+    latest: datetime | None  # the latest slot in (after, now], UTC
+    passed: int  # how many slots fell in (after, now], at most MISSED_CAP + 1
+    next: datetime  # the first slot after now, UTC
+
+
+def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
+    # fold=0: a repeated wall time is its first occurrence; a wall time in a gap takes the offset from
+    # before the gap, which lands it just after the jump
+    return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
+
+
+def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _margin(moment: datetime, zone: ZoneInfo) -> timedelta:
+    """How far wall time and instants may disagree in order near ``moment``: the size of a nearby offset
+    change (a slot's wall time can then lie on the other side of ``moment``'s), else nothing."""
+    before, after = zone.utcoffset(moment - _NEAR), zone.utcoffset(moment + _NEAR)
+    return abs(after - before) if before is not None and after is not None else timedelta(0)
+
+
+def forward(schedule: str, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    """Slots strictly after ``after`` (UTC), strictly increasing, for ever."""
+    start = _wall(after, zone) - _margin(after, zone) - timedelta(seconds=1)
+    cron = croniter(schedule, start, max_years_between_matches=_SEARCH_YEARS)
+    last = after
+    while True:
+        try:
+            slot = _instant(cron.get_next(datetime), zone)
+        except CroniterBadDateError as exc:
+            raise NoNextSlotError(f"{schedule!r} names no date that ever comes") from exc
+        if slot > last:
+            last = slot
+            yield slot
+
+
+def latest_before(schedule: str, zone: ZoneInfo, now: datetime) -> datetime | None:
+    """The latest slot at or before ``now`` (UTC), found backwards: no iteration over a long past."""
+    start = _wall(now, zone) + _margin(now, zone) + timedelta(seconds=1)
+    cron = croniter(schedule, start, max_years_between_matches=_SEARCH_YEARS)
+    try:
+        while True:  # at most the slots within one offset change of now are passed over
+            slot = _instant(cron.get_prev(datetime), zone)
+            if slot <= now:
+                return slot
+    except CroniterBadDateError:
+        return None
+
+
+def latest(schedule: str, time_zone: str, now: datetime) -> datetime | None:
+    """The latest slot at or before ``now`` in ``time_zone``."""
+    return latest_before(schedule, ZoneInfo(time_zone), now)
+
+
+def slots(schedule: str, time_zone: str, after: datetime, now: datetime) -> Slots:
+    """The latest slot in (after, now], how many fell there (capped), and the next one after now."""
+    zone = ZoneInfo(time_zone)
+    latest = latest_before(schedule, zone, now)
+    if latest is not None and latest <= after:
+        latest = None
+    passed = 0
+    if latest is not None:
+        for slot in forward(schedule, zone, after):
+            if slot > now or passed > MISSED_CAP:
+                break
+            passed += 1
+    upcoming = next(slot for slot in forward(schedule, zone, max(now, latest or now)) if slot > now)
+    return Slots(latest, passed, upcoming)
+
+
+def check(schedule: str, time_zone: str = "UTC") -> None:
+    """Raises ValueError unless ``schedule`` is a cron expression with a slot that comes."""
+    if not croniter.is_valid(schedule):
+        raise ValueError(f"{schedule!r} is not a cron expression such as '*/15 * * * *' or '@hourly'")
+    try:
+        next(forward(schedule, ZoneInfo(time_zone), datetime(2026, 1, 1, tzinfo=UTC)))
+    except (NoNextSlotError, CroniterError) as exc:
+        raise ValueError(f"{schedule!r} names no date that ever comes (e.g. 30 February)") from exc
