@@ -179,6 +179,15 @@ _COMMON_COLUMNS = [
 ]
 
 
+def _without_defaults(node: Any) -> Any:
+    """Status is the operator's to write: the API server must not fill in fields it left out."""
+    if isinstance(node, dict):
+        return {k: _without_defaults(v) for k, v in node.items() if k != "default"}
+    if isinstance(node, list):
+        return [_without_defaults(v) for v in node]
+    return node
+
+
 def crd(kind: str, plural: str, short_names: list[str], spec: Schema, health_column: bool) -> Schema:
     columns = list(_COMMON_COLUMNS)
     if health_column:
@@ -186,7 +195,7 @@ def crd(kind: str, plural: str, short_names: list[str], spec: Schema, health_col
         columns.insert(
             1, {"name": "Level", "type": "string", "jsonPath": ".status.healthLevel", "priority": 1}
         )
-    status = openapi_schema(ResourceStatus)
+    status = _without_defaults(openapi_schema(ResourceStatus))
     return {
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",

@@ -229,7 +229,7 @@ class LiveCluster:
     async def record_event(self, key: Key, uid: str, kind: str, reason: str, message: str) -> None:
         now = datetime.now().astimezone()
         event = Event(
-            metadata=ObjectMeta(generateName=f"{key.name}.", namespace=key.namespace),
+            metadata=ObjectMeta(generateName=f"{key.name[:200]}.", namespace=key.namespace),
             involvedObject=ObjectReference(
                 apiVersion=f"{GROUP}/{VERSION}",
                 kind=key.kind,

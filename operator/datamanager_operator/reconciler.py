@@ -71,7 +71,7 @@ class Caches:
 
 
 def status_body(status: ResourceStatus) -> Body:
-    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return status.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json")
 
 
 class Reconciler:

@@ -94,9 +94,9 @@ def operator_release(kube: Client, crds: None, rig_env: dict[str, str]) -> Itera
         "operator.leaseSeconds=10",
         "--set",
         "operator.unschedulableSeconds=20",
-        # the failure tests use images that never pull (the process node's convention)
+        # images the process node never pulls, or pulls slowly (its conventions: see docs/rig.md)
         "--set",
-        "operator.allowedImages={unpullable.invalid/*}",
+        "operator.allowedImages={unpullable.invalid/*,slowpull.invalid/*}",
     )
     yield RELEASE_NAMESPACE
     run_tool(rig_env, "helm", "uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")
