@@ -11,8 +11,9 @@ pure ``planning.decide``), and act under the resource's Lease in the one order t
 3. **Then Jobs of recorded runs** lose the finalizer, and those past the history limits are deleted.
 
 Because a Job keeps the finalizer until its run is recorded, a Job that is absent while its run is claimed was
-never created; so a run's Job is created at most once, however replicas crash or race. (Removing the
-finalizer by hand, or a replica whose clock runs far slower than the others', voids that.)
+never created; so a run's Job is created at most once, however replicas crash or race, and whether or not
+they hold the Lease (it only keeps two replicas from doing the same work). Removing the finalizer by hand
+voids that for the runs concerned.
 """
 
 from __future__ import annotations
