@@ -1,29 +1,39 @@
 """Cron slots in a time zone, as wall-clock times that map to strictly increasing instants.
 
+What a schedule may say, and what it means, is ``datamanager.api.schedule``'s (the rules the CRD and the model
+share); croniter searches the explicit lists ``schedule.canonical`` makes of it.
+
 A schedule is read in the zone's wall clock (``0 2 * * *`` in Europe/Lisbon is 02:00 Lisbon time, summer or
 winter). Across daylight-saving changes each wall-clock slot maps to one instant: a slot inside the spring
-gap runs at the instant the clock jumps to (01:30 that does not exist runs as 02:30 summer time), a slot in
-the repeated autumn hour runs at its first occurrence, and a slot that would map to an instant already
+gap runs as much later as the clock jumps (01:30 in Lisbon's one-hour gap runs at 02:30 summer time), a slot
+in the repeated autumn hour runs at its first occurrence, and a slot that would map to an instant already
 passed is dropped. So a daily cron runs once on both change days, and no slot ever runs twice.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
+from datamanager.api.schedule import canonical
+
 MISSED_CAP = 100  # like CronJob: past this many, "at least 100" is all that is worth counting
-# croniter searches this far for a date such as 30 February before it gives up
+# croniter searches this far for a date such as 29 February (2096 -> 2104) before it gives up
 _SEARCH_YEARS = 8
 _NEAR = timedelta(hours=3)  # no zone shifts its offset by more than this at once
 
 
 class NoNextSlotError(ValueError):
     """A cron expression that names no date that ever comes (e.g. ``0 0 30 2 *``)."""
+
+
+# ---------------------------------------------------------------- slots
 
 
 @dataclass(frozen=True)
@@ -35,9 +45,21 @@ class Slots:
     next: datetime  # the first slot after now, UTC
 
 
+@lru_cache(maxsize=1024)
+def _parsed(schedule: str) -> croniter:
+    """croniter's expansion of ``schedule``, done once: it is most of what a fresh croniter costs."""
+    return croniter(canonical(schedule), datetime(2000, 1, 1), max_years_between_matches=_SEARCH_YEARS)
+
+
+def _cron(schedule: str, start: datetime) -> croniter:
+    cron = copy.copy(_parsed(schedule))  # its own position; the expansion is shared and never changed
+    cron.set_current(start, force=True)
+    return cron
+
+
 def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
     # fold=0: a repeated wall time is its first occurrence; a wall time in a gap takes the offset from
-    # before the gap, which lands it just after the jump
+    # before the gap, which moves it later by the size of the jump
     return wall.replace(tzinfo=zone, fold=0).astimezone(UTC)
 
 
@@ -54,8 +76,7 @@ def _margin(moment: datetime, zone: ZoneInfo) -> timedelta:
 
 def forward(schedule: str, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
     """Slots strictly after ``after`` (UTC), strictly increasing, for ever."""
-    start = _wall(after, zone) - _margin(after, zone) - timedelta(seconds=1)
-    cron = croniter(schedule, start, max_years_between_matches=_SEARCH_YEARS)
+    cron = _cron(schedule, _wall(after, zone) - _margin(after, zone) - timedelta(seconds=1))
     last = after
     while True:
         try:
@@ -69,8 +90,7 @@ def forward(schedule: str, zone: ZoneInfo, after: datetime) -> Iterator[datetime
 
 def latest_before(schedule: str, zone: ZoneInfo, now: datetime) -> datetime | None:
     """The latest slot at or before ``now`` (UTC), found backwards: no iteration over a long past."""
-    start = _wall(now, zone) + _margin(now, zone) + timedelta(seconds=1)
-    cron = croniter(schedule, start, max_years_between_matches=_SEARCH_YEARS)
+    cron = _cron(schedule, _wall(now, zone) + _margin(now, zone) + timedelta(seconds=1))
     try:
         while True:  # at most the slots within one offset change of now are passed over
             slot = _instant(cron.get_prev(datetime), zone)
@@ -86,7 +106,9 @@ def latest(schedule: str, time_zone: str, now: datetime) -> datetime | None:
 
 
 def slots(schedule: str, time_zone: str, after: datetime, now: datetime) -> Slots:
-    """The latest slot in (after, now], how many fell there (capped), and the next one after now."""
+    """The latest slot in (after, now], how many fell there (capped), and the next one after now.
+
+    Raises ValueError for an expression the CRD does not admit, NoNextSlotError if no slot comes."""
     zone = ZoneInfo(time_zone)
     latest = latest_before(schedule, zone, now)
     if latest is not None and latest <= after:
@@ -101,11 +123,11 @@ def slots(schedule: str, time_zone: str, after: datetime, now: datetime) -> Slot
     return Slots(latest, passed, upcoming)
 
 
-def check(schedule: str, time_zone: str = "UTC") -> None:
-    """Raises ValueError unless ``schedule`` is a cron expression with a slot that comes."""
-    if not croniter.is_valid(schedule):
-        raise ValueError(f"{schedule!r} is not a cron expression such as '*/15 * * * *' or '@hourly'")
+def check(schedule: str) -> None:
+    """Raises ValueError, in the API server's words, unless the CRD admits ``schedule``; and (which the
+    CRD's rules exclude, checked all the same) unless a slot comes."""
+    canonical(schedule)
     try:
-        next(forward(schedule, ZoneInfo(time_zone), datetime(2026, 1, 1, tzinfo=UTC)))
+        next(forward(schedule, ZoneInfo("UTC"), datetime(2026, 1, 1, tzinfo=UTC)))
     except (NoNextSlotError, CroniterError) as exc:
-        raise ValueError(f"{schedule!r} names no date that ever comes (e.g. 30 February)") from exc
+        raise ValueError(f"schedule never runs: {schedule!r} names no date that ever comes") from exc
