@@ -6,13 +6,15 @@ share); croniter searches the explicit lists ``schedule.canonical`` makes of it.
 A schedule is read in the zone's wall clock (``0 2 * * *`` in Europe/Lisbon is 02:00 Lisbon time, summer or
 winter). Across daylight-saving changes each wall-clock slot maps to one instant: a slot inside the spring
 gap runs as much later as the clock jumps (01:30 in Lisbon's one-hour gap runs at 02:30 summer time), a slot
-in the repeated autumn hour runs at its first occurrence, and a slot that would map to an instant already
-passed is dropped. So a daily cron runs once on both change days, and no slot ever runs twice.
+in the repeated autumn hour runs at its first occurrence, and slots that map to one instant run once; slots
+run in the order of their instants. So a daily cron runs once on both change days, and no slot ever runs
+twice.
 """
 
 from __future__ import annotations
 
 import copy
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -68,36 +70,49 @@ def _wall(moment: datetime, zone: ZoneInfo) -> datetime:
 
 
 def _margin(moment: datetime, zone: ZoneInfo) -> timedelta:
-    """How far wall time and instants may disagree in order near ``moment``: the size of a nearby offset
-    change (a slot's wall time can then lie on the other side of ``moment``'s), else nothing."""
-    before, after = zone.utcoffset(moment - _NEAR), zone.utcoffset(moment + _NEAR)
+    """How far wall time and instants may disagree in order near ``moment`` (UTC): the size of a nearby
+    offset change (a slot's wall time can then lie on the other side of ``moment``'s), else nothing."""
+    before = (moment - _NEAR).astimezone(zone).utcoffset()
+    after = (moment + _NEAR).astimezone(zone).utcoffset()
     return abs(after - before) if before is not None and after is not None else timedelta(0)
 
 
 def forward(schedule: str, zone: ZoneInfo, after: datetime) -> Iterator[datetime]:
-    """Slots strictly after ``after`` (UTC), strictly increasing, for ever."""
+    """Slots strictly after ``after`` (UTC), strictly increasing, for ever.
+
+    Wall-clock order is instant order except inside a spring gap: a slot there moves later by the size of
+    the jump and can overtake slots just after the gap. So a slot is held until no later wall-clock slot can
+    map before it (only near an offset change: elsewhere that is at once)."""
     cron = _cron(schedule, _wall(after, zone) - _margin(after, zone) - timedelta(seconds=1))
+    held: list[datetime] = []
     last = after
     while True:
         try:
             slot = _instant(cron.get_next(datetime), zone)
         except CroniterBadDateError as exc:
             raise NoNextSlotError(f"{schedule!r} names no date that ever comes") from exc
-        if slot > last:
-            last = slot
-            yield slot
+        heapq.heappush(held, slot)
+        settled = slot - _margin(slot, zone)  # later wall-clock slots map to no earlier instant than this
+        while held and held[0] <= settled:
+            ready = heapq.heappop(held)
+            if ready > last:  # two wall-clock slots on one instant run once
+                last = ready
+                yield ready
 
 
 def latest_before(schedule: str, zone: ZoneInfo, now: datetime) -> datetime | None:
     """The latest slot at or before ``now`` (UTC), found backwards: no iteration over a long past."""
     cron = _cron(schedule, _wall(now, zone) + _margin(now, zone) + timedelta(seconds=1))
+    best: datetime | None = None
     try:
         while True:  # at most the slots within one offset change of now are passed over
             slot = _instant(cron.get_prev(datetime), zone)
-            if slot <= now:
-                return slot
+            if slot <= now and (best is None or slot > best):
+                best = slot
+            if best is not None and slot + _margin(slot, zone) < best:
+                return best  # earlier wall-clock slots map to no later instant than slot + margin
     except CroniterBadDateError:
-        return None
+        return best
 
 
 def latest(schedule: str, time_zone: str, now: datetime) -> datetime | None:
