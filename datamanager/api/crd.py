@@ -120,6 +120,11 @@ _WINDOW_SECONDS = (
 _TOKENS = f"self.findAll('{TOKEN}')"
 
 
+def _shown(index: int) -> str:
+    """Token ``index`` as datamanager.api.schedule.shown quotes it."""
+    return f"{_TOKENS}[{index}].replace('\\n', '\\\\n')"
+
+
 def _cel_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -142,7 +147,7 @@ def _first_field(patterns: tuple[str, ...], message: str, otherwise: str) -> str
         named = _cel_format(
             message,
             field=_cel_string(FIELDS[index].name),
-            token=f"{_TOKENS}[{index}]",
+            token=_shown(index),
             values=_cel_string(DESCRIBED[index]),
         )
         expression = f"!{_TOKENS}[{index}].matches(r'{patterns[index]}') ? {named} : {expression}"
@@ -171,7 +176,7 @@ def _schedule_rules() -> list[Schema]:
             "rule": f"!{ascending} || !{never}",
             "message": NEVER_MESSAGE.format(days="the day of month", months="the month"),
             "messageExpression": _cel_format(
-                NEVER_MESSAGE, days=f"{_TOKENS}[{DOM}]", months=f"{_TOKENS}[{MONTH}]"
+                NEVER_MESSAGE, days=_shown(DOM), months=_shown(MONTH)
             ),
             "reason": "FieldValueInvalid",
         },

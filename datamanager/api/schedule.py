@@ -204,6 +204,12 @@ NEVER_MESSAGE = (
 TOKEN = "[^ ]+"
 
 
+def shown(token: str) -> str:
+    """A token as messages quote it: the API server drops a message with a line break for the rule's fixed
+    one, so a newline shows as \\n (crd.py does the same replacement in CEL)."""
+    return token.replace("\n", "\\n")
+
+
 @cache
 def _compiled(pattern: str) -> re.Pattern[str]:
     # RE2's $ is only the end of the text; Python's also matches before a final newline: \Z is RE2's $
@@ -222,15 +228,15 @@ def problem(schedule: str) -> str | None:
         if len(tokens) == len(FIELDS):
             for field, token, grammar, values in zip(FIELDS, tokens, FIELD_GRAMMARS, DESCRIBED, strict=True):
                 if not _matches(grammar, token):
-                    return FIELD_MESSAGE.format(field=field.name, token=token, values=values)
+                    return FIELD_MESSAGE.format(field=field.name, token=shown(token), values=values)
         return SHAPE_MESSAGE
     if not _matches(ASCENDING, schedule):
         for field, token, ascending in zip(FIELDS, tokens, FIELD_ASCENDING, strict=True):
             if not _matches(ascending, token):
-                return RANGE_MESSAGE.format(field=field.name, token=token)
+                return RANGE_MESSAGE.format(field=field.name, token=shown(token))
         return RANGE_MESSAGE.format(field="a field", token="a-b")  # as the CEL rule's fallback
     if _matches(NEVER, schedule):
-        return NEVER_MESSAGE.format(days=tokens[DOM], months=tokens[MONTH])
+        return NEVER_MESSAGE.format(days=shown(tokens[DOM]), months=shown(tokens[MONTH]))
     return None
 
 
