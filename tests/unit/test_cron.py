@@ -146,7 +146,7 @@ REJECTED = [
     ("*,1 * * * *", "minute '*,1' is not"),
     ("*\t* * * *", SHAPE),  # a tab is no separator: four fields
     ("*\t* * * * *", "minute '*\t*' is not"),
-    ("* * * * *\n", "day of week '*\n' is not"),
+    ("* * * * *\n", "day of week '*\\n' is not"),  # as the API server shows it: no line break
     ("* * * * \u017fun", "day of week '\u017fun' is not"),  # the long s that (?i) would take for s
     ("5-5 * * * *", "minute '5-5' has a range that does not go from a lower to a higher value"),
     ("22-2 * * * *", "minute '22-2' has a range"),
