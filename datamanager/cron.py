@@ -109,7 +109,7 @@ def latest_before(schedule: str, zone: ZoneInfo, now: datetime) -> datetime | No
             slot = _instant(cron.get_prev(datetime), zone)
             if slot <= now and (best is None or slot > best):
                 best = slot
-            if best is not None and slot + _margin(slot, zone) < best:
+            if best is not None and slot + _margin(slot, zone) <= best:
                 return best  # earlier wall-clock slots map to no later instant than slot + margin
     except CroniterBadDateError:
         return best
