@@ -143,6 +143,7 @@ REJECTED = [
     ("0 0 L * *", "day of month 'L' is not"),
     ("0 0 ? * *", "day of month '?' is not"),
     ("0 0 * * 1#2", "day of week '1#2' is not"),
+    ("0 0 15W * *", "day of month '15W' is not"),
     ("*,1 * * * *", "minute '*,1' is not"),
     ("*\t* * * *", SHAPE),  # a tab is no separator: four fields
     ("*\t* * * * *", "minute '*\t*' is not"),
@@ -336,6 +337,18 @@ def test_frequent_schedules_across_the_gap_and_the_repeated_hour_never_run_a_slo
     assert len(found) == count
     assert all(a < b for a, b in pairwise(found)), "strictly increasing"
     assert max(b - a for a, b in pairwise(found)) == longest
+
+
+def test_a_day_matching_either_day_field_runs_when_both_are_restricted() -> None:
+    """POSIX: 0 0 13 * fri is every 13th and every Friday (January 2026: Fridays 2, 9, 16, Tuesday 13)."""
+    found = slots_between(
+        "0 0 13 * fri", "UTC", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 17, tzinfo=UTC)
+    )
+    assert [s.day for s in found] == [2, 9, 13, 16]
+    only_13th = slots_between(
+        "0 0 13 * *", "UTC", datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)
+    )
+    assert [(s.month, s.day) for s in only_13th] == [(1, 13), (2, 13)]
 
 
 def test_a_slot_the_gap_moves_past_a_later_one_runs_in_instant_order() -> None:
