@@ -175,9 +175,7 @@ def _schedule_rules() -> list[Schema]:
         {
             "rule": f"!{ascending} || !{never}",
             "message": NEVER_MESSAGE.format(days="the day of month", months="the month"),
-            "messageExpression": _cel_format(
-                NEVER_MESSAGE, days=_shown(DOM), months=_shown(MONTH)
-            ),
+            "messageExpression": _cel_format(NEVER_MESSAGE, days=_shown(DOM), months=_shown(MONTH)),
             "reason": "FieldValueInvalid",
         },
     ]
