@@ -68,7 +68,7 @@ class Cluster(Protocol):
     async def get_resource(self, key: Key) -> Body | None: ...
     async def patch_status(self, key: Key, status: Body, resource_version: str) -> Body: ...
     async def get_job(self, namespace: str, name: str) -> Body | None: ...
-    async def create_job(self, manifest: Body) -> Body: ...
+    async def create_job(self, manifest: Body, deadline: float) -> Body: ...
     async def release_job(self, namespace: str, name: str) -> None: ...
     async def delete_job(self, namespace: str, name: str) -> None: ...
     async def list_pods(self, namespace: str, job_name: str) -> list[Body]: ...
@@ -127,11 +127,13 @@ class LiveCluster:
         self.bucket = TokenBucket(qps, burst)
         self.instance = instance
 
-    async def _call(self, verb: str, request: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, verb: str, request: Callable[[], Awaitable[T]], deadline: float | None = None) -> T:
         for attempt in range(RETRIES + 1):
             wait = self.bucket.delay()
             if wait:
                 await asyncio.sleep(wait)
+            if deadline is not None and time.monotonic() > deadline:
+                raise UnavailableError(f"{verb} not sent: its deadline passed (too little Lease left)")
             try:
                 result = await request()
                 metrics.API_REQUESTS.labels(verb, "ok").inc()
@@ -175,9 +177,10 @@ class LiveCluster:
         found = await self._maybe("get", lambda: self.client.get(Job, name, namespace=namespace))
         return as_dict(found) if found is not None else None
 
-    async def create_job(self, manifest: Body) -> Body:
+    async def create_job(self, manifest: Body, deadline: float) -> Body:
+        """Creates a Job, never sending the request (or a retry) after ``deadline`` (``time.monotonic``)."""
         job = cast(Job, Job.from_dict(manifest))
-        return as_dict(await self._call("create", lambda: self.client.create(job)))
+        return as_dict(await self._call("create", lambda: self.client.create(job), deadline))
 
     async def release_job(self, namespace: str, name: str) -> None:
         # a strategic merge patch removes the one entry, whatever else is in the list, without a read
@@ -229,7 +232,7 @@ class LiveCluster:
     async def record_event(self, key: Key, uid: str, kind: str, reason: str, message: str) -> None:
         now = datetime.now().astimezone()
         event = Event(
-            metadata=ObjectMeta(generateName=f"{key.name}.", namespace=key.namespace),
+            metadata=ObjectMeta(generateName=f"{key.name[:200]}.", namespace=key.namespace),
             involvedObject=ObjectReference(
                 apiVersion=f"{GROUP}/{VERSION}",
                 kind=key.kind,

@@ -63,13 +63,24 @@ class Controller:
         self.queue.add(view.key)
 
     def on_job(self, change: Change[JobView]) -> None:
-        job = change[1] or change[0]
+        before, after = change
+        job = after or before
+        if before is not None and after is None:  # its pods' summaries were kept for it: no longer needed
+            for pod in self.caches.pods_of(before.namespace, before.name):
+                self.caches.pods.remove(pod.namespace, pod.name)
         if job is not None and job.owner is not None:
             self.queue.add(job.owner)
 
     def on_pod(self, change: Change[PodView]) -> None:
-        pod = change[1] or change[0]
-        job = self.caches.jobs.get(pod.namespace, pod.job_name) if pod else None
+        before, after = change
+        pod = after or before
+        if pod is None:
+            return
+        job = self.caches.jobs.get(pod.namespace, pod.job_name)
+        if after is None and before is not None and before.exit_code is not None and job and job.finalized:
+            # a finished pod deleted before its run was recorded (ttlSecondsAfterFinished deletes pods
+            # first): its summary is kept until the Job goes
+            self.caches.pods.apply(before)
         if job is not None and job.owner is not None:
             self.queue.add(job.owner)
 

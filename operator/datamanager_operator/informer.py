@@ -21,17 +21,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable, Iterable, Iterator
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import Any, Generic, Protocol, TypeVar, cast
 
+import msgspec
 from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
 
 from . import metrics
-from .model import Body, as_dict
+from .model import Body
 
 log = logging.getLogger(__name__)
 WATCH_SECONDS = 290  # the server ends a watch after this; it is resumed from its last version
+PAGE = 500
 
 
 class Versioned(Protocol):
@@ -111,6 +112,10 @@ class Store(Generic[V]):
                 del self._index[value]
 
 
+class ExpiredError(Exception):
+    """The watch's resourceVersion is too old to resume from (410 Gone): list again."""
+
+
 class Informer(Generic[V]):
     """Keeps ``store`` equal to what the API server holds of ``resource`` in ``namespace`` (None: all)."""
 
@@ -132,7 +137,7 @@ class Informer(Generic[V]):
         self.store = store
         self.on_change = on_change
         self.namespace = namespace
-        self.labels = labels
+        self.selector = ",".join(f"{k}={v}" for k, v in (labels or {}).items()) or None
         self.primed = asyncio.Event()
 
     async def run(self) -> None:
@@ -144,11 +149,8 @@ class Informer(Generic[V]):
                 await self._watch(version)
             except asyncio.CancelledError:
                 raise
-            except ApiError as exc:
-                if exc.status.code == 410:  # too old to resume: list again, at once
-                    metrics.WATCH_RESTARTS.labels(self.name, "expired").inc()
-                    continue
-                failures = await self._pause(failures, exc)
+            except ExpiredError:  # too old to resume: list again, at once
+                metrics.WATCH_RESTARTS.labels(self.name, "expired").inc()
             except Exception as exc:
                 failures = await self._pause(failures, exc)
 
@@ -163,41 +165,78 @@ class Informer(Generic[V]):
         await asyncio.sleep(delay)
         return failures
 
-    async def relist(self) -> str:
-        """Lists the kind, replaces the store (reporting what changed), returns the list's version."""
-        selector: dict[str, Any] | None = dict(self.labels) if self.labels else None
-        listing = self.client.list(
-            self.resource, namespace=self.namespace or "*", labels=selector, chunk_size=500
-        )
-        views = [self.view(as_dict(obj)) async for obj in listing]
-        for change in self.store.replace(views, self.namespace):
-            self.on_change(change)
-        self.primed.set()
-        return str(listing.resourceVersion)
+    # Lists and watches read raw JSON through lightkube's HTTP client: a bookmark is not a valid Job or Pod
+    # for lightkube's typed decoder, and the views need plain dicts anyway (no model objects on the way).
+    # These are lightkube internals, hence its narrow version range in pyproject.toml.
 
-    async def _watch(self, version: str) -> None:
-        # lightkube's watch() has no allowWatchBookmarks: build the same request with it
+    def _request(self, params: dict[str, Any], watch: bool) -> Any:
         generic = self.client._client
-        request = generic.prepare_request(
+        basic = generic.prepare_request(
             "list",
             res=self.resource,
             namespace=self.namespace or "*",
-            watch=True,
-            params={
-                "timeoutSeconds": WATCH_SECONDS,
-                "resourceVersion": version,
-                "allowWatchBookmarks": "true",
-                "labelSelector": ",".join(f"{k}={v}" for k, v in (self.labels or {}).items()) or None,
-            },
+            watch=watch,
+            params={"labelSelector": self.selector, **params},
         )
-        async for event, obj in generic.watch(request):
-            if event == "BOOKMARK":
-                continue
-            body = as_dict(obj)
-            if event == "DELETED":
-                meta = body.get("metadata") or {}
-                change = self.store.remove(meta.get("namespace", ""), meta.get("name", ""))
-            else:
-                change = self.store.apply(self.view(body))
-            if change is not None:
-                self.on_change(change)
+        timeout = generic._watch_timeout if watch else None
+        return generic._client.build_request(basic.method, basic.url, params=basic.params, timeout=timeout)
+
+    async def _send(self, request: Any, stream: bool = False) -> Any:
+        send = cast(Callable[..., Awaitable[Any]], self.client._client.send)
+        return await send(request, stream=stream)
+
+    async def relist(self) -> str:
+        """Lists the kind (in pages), replaces the store (reporting what changed), returns its version."""
+        items: list[Body] = []
+        token: str | None = None
+        while True:
+            response = await self._send(self._request({"limit": PAGE, "continue": token}, watch=False))
+            _raise_for_status(response)
+            page = msgspec.json.decode(response.content)
+            items += page.get("items") or []
+            meta = page.get("metadata") or {}
+            token = meta.get("continue")
+            if not token:
+                break
+        for change in self.store.replace([self.view(item) for item in items], self.namespace):
+            self.on_change(change)
+        self.primed.set()
+        return str(meta.get("resourceVersion") or "")
+
+    async def _watch(self, version: str) -> None:
+        """Follows changes after ``version``, resuming from the newest version seen when the server ends the
+        stream, until the server refuses to resume or the connection fails (both raise)."""
+        while True:
+            params = {"watch": "true", "resourceVersion": version, "allowWatchBookmarks": "true"}
+            params["timeoutSeconds"] = str(WATCH_SECONDS)
+            response = await self._send(self._request(params, watch=True), stream=True)
+            try:
+                _raise_for_status(response)
+                async for line in response.aiter_lines():
+                    if line:
+                        version = self._apply(msgspec.json.decode(line)) or version
+            finally:
+                await response.aclose()
+
+    def _apply(self, event: Body) -> str | None:
+        kind, body = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if body.get("code") == 410:
+                raise ExpiredError(body.get("message", ""))
+            raise RuntimeError(f"watch error {body.get('code')}: {body.get('message')}")
+        meta = body.get("metadata") or {}
+        if kind == "BOOKMARK":
+            return str(meta.get("resourceVersion") or "") or None
+        if kind == "DELETED":
+            change = self.store.remove(meta.get("namespace", ""), meta.get("name", ""))
+        else:
+            change = self.store.apply(self.view(body))
+        if change is not None:
+            self.on_change(change)
+        return str(meta.get("resourceVersion") or "") or None
+
+
+def _raise_for_status(response: Any) -> None:
+    if response.status_code == 410:
+        raise ExpiredError("resourceVersion too old")
+    response.raise_for_status()

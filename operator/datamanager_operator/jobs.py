@@ -17,6 +17,7 @@ from datamanager.contract import (
 )
 
 from .model import (
+    ANNOTATION_RESOURCE,
     ANNOTATION_RUN_UID,
     ANNOTATION_SCHEDULED_TIME,
     ANNOTATION_TRIGGER,
@@ -31,6 +32,7 @@ from .model import (
     WORKER_COMMAND,
     Body,
     Kind,
+    label_value,
 )
 from .settings import OperatorSettings
 
@@ -39,7 +41,12 @@ NON_ROOT_UID = 65532
 
 
 def selector_labels(kind: Kind, name: str, uid: str) -> dict[str, str]:
-    return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: kind, LABEL_RESOURCE: name, LABEL_RESOURCE_UID: uid}
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_KIND: kind,
+        LABEL_RESOURCE: label_value(name),
+        LABEL_RESOURCE_UID: uid,
+    }
 
 
 def build_job(kind: Kind, meta: Body, spec: RunSpecBase, run: RunRef, settings: OperatorSettings) -> Body:
@@ -51,7 +58,11 @@ def build_job(kind: Kind, meta: Body, spec: RunSpecBase, run: RunRef, settings: 
         "app.kubernetes.io/name": "datamanager",
         "app.kubernetes.io/component": f"{WORKER_COMMAND[kind]}-worker",
     }
-    annotations: dict[str, str] = {ANNOTATION_TRIGGER: run.trigger, ANNOTATION_RUN_UID: run.uid}
+    annotations: dict[str, str] = {
+        ANNOTATION_TRIGGER: run.trigger,
+        ANNOTATION_RUN_UID: run.uid,
+        ANNOTATION_RESOURCE: meta["name"],
+    }
     if run.scheduled_time:
         annotations[ANNOTATION_SCHEDULED_TIME] = run.scheduled_time
     overrides = spec.job

@@ -82,6 +82,11 @@ class LeaseKeeper:
         hold = self._held.get(key)
         return max(hold.renewed + self.seconds - self.clock(), 0.0) if hold else 0.0
 
+    def expiry(self, key: Key) -> float:
+        """When this replica's hold on ``key`` ends, on its monotonic clock (``clock()``); 0 when not held."""
+        hold = self._held.get(key)
+        return hold.renewed + self.seconds if hold else 0.0
+
     def retry_in(self, key: Key) -> float:
         """When another replica's Lease could at the earliest be taken over, in seconds from now."""
         seen = self._seen.get(key)

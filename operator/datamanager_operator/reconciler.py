@@ -11,8 +11,11 @@ pure ``planning.decide``), and act under the resource's Lease in the one order t
 3. **Then Jobs of recorded runs** lose the finalizer, and those past the history limits are deleted.
 
 Because a Job keeps the finalizer until its run is recorded, a Job that is absent while its run is claimed was
-never created; so a run's Job is created at most once, however replicas crash or race. (Removing the
-finalizer by hand, or a replica whose clock runs far slower than the others', voids that.)
+never created; so a run's Job is created at most once, however replicas crash or race. The one thing the
+Lease adds to that: between a replica's reads and its create, another replica could in principle create,
+finish, record and delete the same Job; it cannot while the first holds the Lease, and a create is sent only
+before the sender's Lease could be taken over. Removing the finalizer by hand voids the guarantee for the
+runs concerned.
 """
 
 from __future__ import annotations
@@ -71,7 +74,7 @@ class Caches:
 
 
 def status_body(status: ResourceStatus) -> Body:
-    return status.model_dump(by_alias=True, exclude_none=True, mode="json")
+    return status.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json")
 
 
 class Reconciler:
@@ -214,16 +217,22 @@ class Reconciler:
         return fresh_view
 
     async def _create(self, view: ResourceView, run: RunRef, fresh: bool) -> bool:
-        """Creates ``run``'s Job; False when this replica must stop acting (too little Lease left)."""
-        if not fresh and not await self._still_missing(view, run):
-            return True
+        """Creates ``run``'s Job; False when this replica must stop acting (too little Lease left).
+
+        Between the reads that say the Job is missing and the create, another replica could in principle
+        create, finish, record and delete that Job; it cannot while this replica holds the Lease, so the
+        create is sent only before this replica's Lease could be taken over (with a quarter of it to spare).
+        """
         need = self.settings.lease_seconds / 2
         if self.leases.remaining(view.key) < need and not await self.leases.acquire(view.key, need):
             return False
+        deadline = self.leases.expiry(view.key) - self.settings.lease_seconds / 4
+        if not fresh and not await self._still_missing(view, run):
+            return True
         spec = SPECS[view.kind].model_validate(view.spec)
         manifest = build_job(view.kind, _meta(view), spec, run, self.settings)
         try:
-            created = await self.cluster.create_job(manifest)
+            created = await self.cluster.create_job(manifest, deadline)
         except AlreadyExistsError:
             existing = await self.cluster.get_job(view.namespace, run.job_name)
             if existing is not None:  # ours when it carries the run's uid; the next decision sees which

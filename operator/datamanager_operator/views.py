@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .model import (
+    ANNOTATION_RESOURCE,
     ANNOTATION_RUN_NOW,
     ANNOTATION_RUN_UID,
     FINALIZER,
@@ -78,7 +79,7 @@ class JobView:
             name=meta.get("name", ""),
             uid=meta.get("uid", ""),
             version=version_of(meta),
-            owner=_owner(meta.get("namespace", ""), labels),
+            owner=_owner(meta.get("namespace", ""), labels, meta.get("annotations") or {}),
             resource_uid=labels.get(LABEL_RESOURCE_UID, ""),
             run_id=labels.get(LABEL_RUN_ID, ""),
             run_uid=(meta.get("annotations") or {}).get(ANNOTATION_RUN_UID, ""),
@@ -93,8 +94,8 @@ class JobView:
         )
 
 
-def _owner(namespace: str, labels: dict[str, str]) -> Key | None:
-    kind, name = labels.get(LABEL_KIND), labels.get(LABEL_RESOURCE)
+def _owner(namespace: str, labels: dict[str, str], annotations: dict[str, str]) -> Key | None:
+    kind, name = labels.get(LABEL_KIND), annotations.get(ANNOTATION_RESOURCE) or labels.get(LABEL_RESOURCE)
     if kind in PLURALS and name:
         return Key(kind, namespace, name)
     return None
