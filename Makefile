@@ -6,7 +6,7 @@ PY := $(BIN)/python
 PYTEST_ARGS ?=
 
 .PHONY: help venv rig-build rig-up rig-down rig-status lint typecheck test test-unit test-integration \
-        test-e2e test-kind crds bench demo clean
+        test-e2e test-kind crds bench demo clean image lock
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -37,6 +37,17 @@ lint: venv  ## ruff lint and format check
 typecheck: venv  ## mypy --strict: the three packages, then the benchmarks and the tests (rig included)
 	$(BIN)/mypy
 	$(BIN)/mypy bench tests
+
+image:  ## build the container image (IMAGE, default localhost/datamanager:dev; BASE_IMAGE to choose the base)
+	tests/rig/image.sh
+
+lock: venv  ## regenerate requirements.lock and build-requirements.lock (every file pinned by hash) from pyproject.toml
+	$(BIN)/pip install -q 'uv==0.13.*'
+	$(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --python-version 3.11 --python-platform linux \
+	  --custom-compile-command 'make lock' -o requirements.lock
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' \
+	  | $(BIN)/uv pip compile - --quiet --generate-hashes --python-version 3.11 --python-platform linux \
+	  --custom-compile-command 'make lock' -o build-requirements.lock
 
 crds: venv  ## regenerate crds/*.yaml from the API models
 	$(PY) -m datamanager.api.crd crds
