@@ -6,7 +6,7 @@ PY := $(BIN)/python
 PYTEST_ARGS ?=
 
 .PHONY: help venv rig-build rig-up rig-down rig-status lint typecheck test test-unit test-integration \
-        test-e2e test-kind crds bench demo clean image lock
+        test-e2e test-kind crds bench demo clean image lock rig-image
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -21,7 +21,14 @@ $(VENV)/.installed: pyproject.toml
 rig-build:  ## build or install the pinned rig components (cached in ~/.cache/datamanager-rig)
 	tests/rig/build.sh
 
-rig-up: venv rig-build  ## start the local cluster and services; writes .rig/env
+# The image the rig's node runs pods from (container mode, docs/rig.md). Where Podman or runc is missing the
+# rig runs pods as local processes instead, and this says why.
+rig-image:
+	@if command -v podman >/dev/null && command -v runc >/dev/null; then BUILDER=podman tests/rig/image.sh; \
+	else echo "rig-image: skipped: podman or runc is not installed (make rig-build installs them with apt-get);" \
+	  "the rig's pods will run as local processes, not as containers of the image"; fi
+
+rig-up: venv rig-build rig-image  ## start the local cluster and services; writes .rig/env
 	$(PY) tests/rig/rig.py up
 
 rig-down:  ## stop exactly what rig-up started and remove its state
@@ -59,10 +66,10 @@ test-unit: venv  ## unit tier only (no services)
 test-integration: venv rig-build  ## integration tier on the rig's services
 	tests/rig/with-rig.sh $(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
-test-e2e: venv rig-build  ## e2e tier on the rig's control plane and process node
+test-e2e: venv rig-build rig-image  ## e2e tier on the rig's control plane and process node
 	tests/rig/with-rig.sh $(BIN)/pytest tests/e2e $(PYTEST_ARGS)
 
-test: venv rig-build lint typecheck  ## everything: lint, types, unit, integration, e2e (starts and stops the rig)
+test: venv rig-build lint typecheck rig-image  ## everything: lint, types, unit, integration, e2e (starts and stops the rig)
 	tests/rig/with-rig.sh $(BIN)/pytest tests $(PYTEST_ARGS)
 
 test-kind: venv  ## the e2e suite on a kind cluster (needs Docker and kind)
@@ -71,7 +78,7 @@ test-kind: venv  ## the e2e suite on a kind cluster (needs Docker and kind)
 bench: venv rig-build  ## every benchmark under bench/ (prints ratios against their baselines)
 	tests/rig/with-rig.sh bash -c 'for b in bench/*.py; do $(PY) -P "$$b" || exit 1; done'
 
-demo: venv rig-build  ## the whole system on the local cluster: see README
+demo: venv rig-build rig-image  ## the whole system on the local cluster: see README
 	$(PY) -m demo
 
 clean:  ## stop the rig and remove local build output (the rig binary cache stays)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make image`: builds the Dockerfile into ${IMAGE:-localhost/datamanager:dev} with Docker where its daemon
-# answers, else Podman, else Buildah. The base is BASE_IMAGE/BUILD_IMAGE when given; else the Dockerfile's
+# answers, else Podman, else Buildah (BUILDER=podman|buildah chooses). The base is BASE_IMAGE/BUILD_IMAGE when given; else the Dockerfile's
 # public Python base when it can be pulled; else (no registry reachable) a base built from Debian packages
 # (tests/rig/build.sh image_base, cached in ~/.cache/datamanager-rig). Prints the image's size at the end.
 set -euo pipefail
@@ -9,10 +9,12 @@ image=${IMAGE:-localhost/datamanager:dev}
 public_base=$(sed -n 's/^ARG BASE_IMAGE=//p' Dockerfile)
 say() { printf '[image] %s\n' "$*" >&2; }
 
-if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+# BUILDER=podman picks Podman over a working Docker (the rig's node runs images from Podman's storage)
+if [ "${BUILDER:-}" != podman ] && [ "${BUILDER:-}" != buildah ] && command -v docker >/dev/null 2>&1 &&
+   docker info >/dev/null 2>&1; then
   builder=(docker build)
   tool=docker
-elif command -v podman >/dev/null 2>&1; then
+elif [ "${BUILDER:-}" != buildah ] && command -v podman >/dev/null 2>&1; then
   tool=podman
   # runc: podman's default runtime (crun) refuses this host's cgroups v1; open files no more than the host's
   # own limit (podman's default, 1048576, needs CAP_SYS_RESOURCE where the host's is lower)
