@@ -40,10 +40,14 @@ LABEL org.opencontainers.image.title="datamanager" \
       org.opencontainers.image.source="https://github.com/petrosa/datamanager" \
       org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /opt/datamanager /opt/datamanager
+# The runtime user has a name (uid and gid 65532, "nonroot" as in distroless images): Kopf asks for the user
+# name at start (getpass.getuser()), which fails for a uid that /etc/passwd lacks.
 # No pip in the runtime: a public Python base ships one (and ensurepip's copy); the Debian-built base has none.
 # Then the image proves it works on this base: every module of the three packages imports (a missing shared
 # library or a wheel for another Python fails the build here, not in a cluster).
-RUN rm -rf /usr/local/bin/pip* /usr/local/lib/python3*/site-packages/pip* \
+RUN echo 'nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin' >> /etc/passwd \
+ && echo 'nonroot:x:65532:' >> /etc/group \
+ && rm -rf /usr/local/bin/pip* /usr/local/lib/python3*/site-packages/pip* \
            /usr/local/lib/python3*/site-packages/setuptools* /usr/local/lib/python3*/site-packages/wheel* \
            /usr/local/lib/python3*/ensurepip /usr/lib/python3*/ensurepip \
  && /opt/datamanager/bin/python -c "import importlib, pkgutil; \
