@@ -56,6 +56,7 @@ RUN echo 'nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin' >> /etc/
  if not m.name.endswith('__main__')]" \
  && /opt/datamanager/bin/datamanager --help >/dev/null
 ENV PATH=/opt/datamanager/bin:$PATH \
+    LANG=C.UTF-8 \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1
 # the uid the chart and the operator's Jobs run as (runAsNonRoot, read-only root filesystem)
