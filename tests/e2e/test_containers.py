@@ -219,3 +219,28 @@ def test_an_image_the_node_does_not_have_fails_to_pull(
         "ImagePullBackOff",
     )
     assert later["message"] == f'Back-off pulling image "{missing}"'
+
+
+def test_the_image_is_lean_labelled_and_has_no_build_tools(
+    kube: Client, namespace: str, container_mode: str
+) -> None:
+    inspect = ["podman", "image", "inspect", container_mode]
+    (info,) = json.loads(subprocess.run(inspect, capture_output=True, check=True, text=True).stdout)
+    assert info["Size"] < 250_000_000, f"the image grew to {info['Size'] / 1e6:.0f} MB (docs/rig.md)"
+    assert info["Config"]["User"] == "65532:65532"
+    assert info["Config"]["Entrypoint"] == ["datamanager"]
+    labels = info["Config"]["Labels"]
+    assert labels["org.opencontainers.image.title"] == "datamanager"
+    assert labels["org.opencontainers.image.version"]
+    script = (
+        "import importlib.util, json, shutil\n"
+        "tools = ['pip', 'pip3', 'gcc', 'cc', 'c++', 'make']\n"
+        "modules = ['pip', 'setuptools', 'ensurepip', 'hatchling']\n"
+        "print(json.dumps({'tools': [t for t in tools if shutil.which(t)],\n"
+        "                  'modules': [m for m in modules if importlib.util.find_spec(m)]}),\n"
+        "      file=open('/dev/termination-log', 'w'))\n"
+    )
+    kube.create(hardened_job("bare", container_mode, script), namespace=namespace)
+    outcome = wait_for(lambda: finished(kube, namespace, "bare"), 60, "the pod to end")
+    assert outcome["phase"] == "Succeeded", outcome["message"]
+    assert json.loads(outcome["message"]) == {"tools": [], "modules": []}
