@@ -688,7 +688,7 @@ def down() -> int:
     for name, pid in reversed(list(pids.items())):
         stop_group(name, pid)
     state = Path(recorded["state"])
-    remove_containers(state)
+    remove_containers(state, recorded.get("bridge", ""))
     if recorded.get("bridge"):
         delete_network(recorded["bridge"])
     if state.name.startswith("datamanager-rig-"):
@@ -699,10 +699,10 @@ def down() -> int:
     return 0
 
 
-def remove_containers(state: Path) -> None:
-    """What a node in container mode may leave behind when it dies: runc containers, their cgroups and the
-    root file systems mounted under the state directory (removing the state through a mount would reach into
-    the image's layers)."""
+def remove_containers(state: Path, bridge: str) -> None:
+    """What a node in container mode leaves: runc containers (when it died), the root file systems mounted
+    under the state directory (removing the state through a mount would reach into the image's layers), and
+    its cgroup parent (named after the bridge) in every hierarchy."""
     runc_root = state / "runc"
     if runc_root.is_dir() and shutil.which("runc"):
         listed = subprocess.run(
@@ -715,6 +715,9 @@ def remove_containers(state: Path) -> None:
     mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
     for target in sorted((m for m in mounts if m.startswith(f"{state}/")), key=len, reverse=True):
         subprocess.run(["umount", "--lazy", target], capture_output=True)
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{bridge}") if bridge else []:
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def stop_group(name: str, pid: int, grace: float = 15.0) -> None:

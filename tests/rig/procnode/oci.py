@@ -8,7 +8,7 @@ capability set minus ``drop`` plus ``add``, ``no_new_privs`` unless privilege es
 runtime's default seccomp profile for ``RuntimeDefault``, the memory limit as a cgroup limit, its own PID,
 IPC, UTS and mount namespaces in the pod's network namespace, and exactly the volumes it mounts.
 The node never pulls: an image Podman does not have fails as an unreachable registry does
-(``ErrImagePull``, then ``ImagePullBackOff``).
+(``ImagePullBackOff``, the pull error in the message).
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ _MOBY_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}
 
 
 class ImagePullError(Exception):
-    """The node does not have the image and cannot pull it (kubelet: ErrImagePull, then ImagePullBackOff)."""
+    """The node does not have the image and cannot pull it (kubelet: ImagePullBackOff)."""
 
 
 @dataclass(frozen=True)

@@ -149,10 +149,12 @@ class PodWorker:
         await self.report()
 
     async def _pull(self) -> dict[str, Image | None] | None:
-        """Each container's image, retried with backoff like a kubelet's pulls while the node lacks one.
-        Process mode has no images, except that those under unpullable.invalid/ never pull."""
+        """Each container's image, retried with backoff like a kubelet's pulls while the node lacks one; the
+        container waits in ImagePullBackOff meanwhile, the last error in the message (the kubelet shows
+        ErrImagePull for the moment of each failed attempt: not reported here, so that what an observer sees
+        does not depend on when it looks). Process mode has no images, except that those under
+        unpullable.invalid/ never pull."""
         delay = 1.0
-        attempts = 0
         while not self.deleting.is_set():
             images: dict[str, Image | None] = {}
             try:
@@ -163,20 +165,13 @@ class PodWorker:
                     images[spec["name"]] = await self.ctx.images.get(reference) if self.ctx.images else None
                 return images
             except ImagePullError as exc:
-                attempts += 1
-                for spec in self.pod["spec"]["containers"]:
-                    if spec["name"] in images:
-                        continue
-                    # the first failure is ErrImagePull with the cause, then ImagePullBackOff between tries
-                    self.states[spec["name"]] = {
-                        "waiting": {"reason": "ErrImagePull", "message": str(exc)}
-                        if attempts == 1
-                        else {
-                            "reason": "ImagePullBackOff",
-                            "message": f'Back-off pulling image "{spec.get("image", "")}"',
-                        }
+                failed = next(s for s in self.pod["spec"]["containers"] if s["name"] not in images)
+                self.states[failed["name"]] = {
+                    "waiting": {
+                        "reason": "ImagePullBackOff",
+                        "message": f'Back-off pulling image "{failed.get("image", "")}": ErrImagePull: {exc}',
                     }
-                    break
+                }
                 await self.report()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.deleting.wait(), delay)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ class RuncContainer(ContainerProcess):
     runc_root: Path = Path("/run/procnode-runc")
     cgroup_parent: str = "/procnode"
     extra_mounts: list[Mount] = field(default_factory=list)
+    _signals: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def bundle(self) -> Path:
@@ -121,9 +121,10 @@ class RuncContainer(ContainerProcess):
     def signal(self, sig: Signals) -> None:
         """To the container's init through runc (SIGKILL included, which runc itself could not forward)."""
         if self.proc is not None and self.proc.returncode is None:
-            with contextlib.suppress(OSError):
-                # fire and forget: runc kill returns at once; the caller waits for the exit
-                asyncio.get_running_loop().create_task(self._kill(sig))
+            # runc kill returns at once; the caller waits for the exit (the task is kept until it is done)
+            task = asyncio.get_running_loop().create_task(self._kill(sig))
+            self._signals.add(task)
+            task.add_done_callback(self._signals.discard)
 
     async def _kill(self, sig: Signals) -> None:
         proc = await asyncio.create_subprocess_exec(
