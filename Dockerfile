@@ -6,8 +6,8 @@
 # Python images; where no registry is reachable, `make image` builds both from Debian packages instead
 # (tests/rig/build.sh image_base). Dependencies come from requirements.lock (every file pinned by hash,
 # regenerated with `make lock`), as wheels only: nothing is compiled, and the final image has no pip.
-ARG BASE_IMAGE=python:3.11-slim
-ARG BUILD_IMAGE=python:3.11-slim
+ARG BASE_IMAGE=docker.io/library/python:3.11-slim
+ARG BUILD_IMAGE=docker.io/library/python:3.11-slim
 
 FROM ${BUILD_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_ROOT_USER_ACTION=ignore

@@ -21,10 +21,13 @@ $(VENV)/.installed: pyproject.toml
 rig-build:  ## build or install the pinned rig components (cached in ~/.cache/datamanager-rig)
 	tests/rig/build.sh
 
-# The image the rig's node runs pods from (container mode, docs/rig.md). Where Podman or runc is missing the
-# rig runs pods as local processes instead, and this says why.
+# The image the rig's node runs pods from (container mode, docs/rig.md), tagged per checkout so that rigs of
+# several checkouts on one machine each run their own code (tests/rig/rig.py computes the same tag). Where
+# Podman or runc is missing the rig runs pods as local processes instead, and this says why.
+RIG_IMAGE := localhost/datamanager:rig-$(shell printf %s '$(CURDIR)' | sha256sum | cut -c1-8)
 rig-image:
-	@if command -v podman >/dev/null && command -v runc >/dev/null; then BUILDER=podman tests/rig/image.sh; \
+	@if command -v podman >/dev/null && command -v runc >/dev/null; then \
+	  BUILDER=podman IMAGE=$(RIG_IMAGE) tests/rig/image.sh; \
 	else echo "rig-image: skipped: podman or runc is not installed (make rig-build installs them with apt-get);" \
 	  "the rig's pods will run as local processes, not as containers of the image"; fi
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import secrets
@@ -511,8 +512,9 @@ def control_plane(rig: Rig) -> list[Component]:
     ]
 
 
-# The image the process node runs pods from in container mode (`make image` builds it into Podman's storage)
-IMAGE = os.environ.get("IMAGE", "localhost/datamanager:dev")
+# The image the process node runs pods from in container mode (`make rig-image` builds it into Podman's
+# storage), tagged per checkout: rigs of several checkouts on one machine each run their own code
+IMAGE = f"localhost/datamanager:rig-{hashlib.sha256(str(REPO).encode()).hexdigest()[:8]}"
 
 
 def node_runtime() -> tuple[str, str]:
@@ -525,7 +527,7 @@ def node_runtime() -> tuple[str, str]:
     if missing:
         reason = f"{' and '.join(missing)} not installed (tests/rig/build.sh container_tools installs them)"
     elif subprocess.run(["podman", "image", "exists", IMAGE], capture_output=True).returncode != 0:
-        reason = f"no image {IMAGE} in Podman's storage (`make image` builds it)"
+        reason = f"no image {IMAGE} in Podman's storage (`make rig-image` builds it)"
     elif not Path("/sys/fs/cgroup").is_dir():
         reason = "no cgroup file system at /sys/fs/cgroup"
     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -102,8 +103,8 @@ def test_the_image_carries_the_oci_labels() -> None:
 def test_the_base_is_a_build_argument_for_both_stages() -> None:
     assert STAGES[0].startswith("${BUILD_IMAGE} AS build")
     assert STAGES[1].startswith("${BASE_IMAGE}")
-    assert re.search(r"^ARG BASE_IMAGE=python:3\.11-slim$", DOCKERFILE, re.M)
-    assert re.search(r"^ARG BUILD_IMAGE=python:3\.11-slim$", DOCKERFILE, re.M)
+    assert re.search(r"^ARG BASE_IMAGE=docker\.io/library/python:3\.11-slim$", DOCKERFILE, re.M)
+    assert re.search(r"^ARG BUILD_IMAGE=docker\.io/library/python:3\.11-slim$", DOCKERFILE, re.M)
 
 
 def _ignored(path: str, patterns: list[str]) -> bool:
@@ -142,3 +143,16 @@ def test_the_build_context_is_what_the_dockerfile_copies_and_nothing_else() -> N
     for private in (".venv/bin/python", ".rig/env", ".git/config", "tests/conftest.py", "charts/x", ".env"):
         assert _ignored(private, patterns), f"{private} would be sent to the builder"
     assert _ignored("datamanager/__pycache__/cli.cpython-311.pyc", patterns)
+
+
+def test_make_rig_image_builds_the_tag_the_rig_runs() -> None:
+    from tests.rig.rig import IMAGE
+
+    dry_run = subprocess.run(
+        ["make", "--no-print-directory", "-n", "rig-image"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert f"IMAGE={IMAGE} tests/rig/image.sh" in dry_run
