@@ -31,14 +31,6 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /dist . 
  && /opt/build/bin/pip --python /opt/datamanager/bin/python install --no-deps --no-index /dist/*.whl
 
 FROM ${BASE_IMAGE}
-ARG VERSION=0.1.0
-ARG REVISION=""
-LABEL org.opencontainers.image.title="datamanager" \
-      org.opencontainers.image.description="Operator, batch workers and stream consumer for Binance futures market data" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.revision="${REVISION}" \
-      org.opencontainers.image.source="https://github.com/petrosa/datamanager" \
-      org.opencontainers.image.licenses="Apache-2.0"
 COPY --from=build /opt/datamanager /opt/datamanager
 # The runtime user has a name (uid and gid 65532, "nonroot" as in distroless images): Kopf asks for the user
 # name at start (getpass.getuser()), which fails for a uid that /etc/passwd lacks.
@@ -64,3 +56,12 @@ USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["datamanager"]
 CMD ["--help"]
+# last: the revision changes with every commit and would invalidate every layer after it
+ARG VERSION=0.1.0
+ARG REVISION=""
+LABEL org.opencontainers.image.title="datamanager" \
+      org.opencontainers.image.description="Operator, batch workers and stream consumer for Binance futures market data" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://github.com/petrosa/datamanager" \
+      org.opencontainers.image.licenses="Apache-2.0"
