@@ -12,7 +12,7 @@ from lightkube.resources.core_v1 import ConfigMap, Service, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, ClusterRoleBinding, Role, RoleBinding
 
 from tests.conftest import wait_for
-from tests.e2e.conftest import CHART, run_tool
+from tests.e2e.conftest import CHART, chart_image, run_tool
 
 VALUE_SETS: dict[str, list[str]] = {
     "defaults": [],
@@ -75,6 +75,7 @@ def test_install_upgrade_uninstall_leaves_nothing(
         "operator.enabled=false",
         "--set",
         f"consumer.nats.url={rig_env['RIG_NATS_URL']}",
+        *chart_image(rig_env),
     ]
     run_tool(rig_env, "helm", "install", release, str(CHART), *common, "--set", "consumer.replicas=1")
     deployment = f"{release}-datamanager-consumer"

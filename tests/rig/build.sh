@@ -193,7 +193,56 @@ libfaketime() {
   apt-get install -y -qq --no-install-recommends libfaketime >/dev/null
 }
 
+# Podman, Buildah and runc build the image and run the process node's pods as containers (container mode).
+# Only where apt-get exists; elsewhere the rig runs pods as processes and says why (docs/rig.md).
+container_tools() {
+  local missing=()
+  for tool in $CONTAINER_DEBIAN_PACKAGES; do command -v "$tool" >/dev/null 2>&1 || missing+=("$tool"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null 2>&1 || { say "no apt-get: not installing ${missing[*]} (pods run as processes)"; return 0; }
+  say "installing ${missing[*]} from Debian packages (~1 min)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # golang-github-containers-common: the default seccomp profile (/usr/share/containers/seccomp.json)
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" golang-github-containers-common >/dev/null
+}
+
+# The image's base where no registry is reachable: Python from Debian packages (mmdebstrap), one base for
+# the runtime and one with python3-venv for the build stage, cached as tarballs and imported into Podman.
+# Prints the two tags: BASE_IMAGE=... BUILD_IMAGE=...
+image_base_key() {
+  printf '%s %s %s' "$IMAGE_BASE_SUITE" "$IMAGE_BASE_PACKAGES" "$IMAGE_BUILD_BASE_PACKAGES" | sha256sum | cut -c1-12
+}
+
+image_base() {
+  local key; key=$(image_base_key)
+  local dest="$cache/image-base-$IMAGE_BASE_SUITE-$key"
+  if [ ! -s "$dest/runtime.tar" ] || [ ! -s "$dest/build.tar" ]; then
+    command -v mmdebstrap >/dev/null 2>&1 || { echo "image_base: mmdebstrap is missing (apt-get install mmdebstrap)" >&2; return 1; }
+    say "building the image's Debian $IMAGE_BASE_SUITE base (runtime and build) with mmdebstrap (~1-2 min)"
+    mkdir -p "$dest.tmp"
+    local name packages
+    for name in runtime build; do
+      packages=$IMAGE_BASE_PACKAGES; [ "$name" = build ] && packages=$IMAGE_BUILD_BASE_PACKAGES
+      # essential variant + merged /usr without the usrmerge package (which pulls in Perl), no recommends,
+      # no documentation: what Python needs to run and nothing else
+      SOURCE_DATE_EPOCH=0 mmdebstrap --quiet --variant=essential \
+        --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr \
+        --include="$packages" --aptopt='Apt::Install-Recommends "false"' \
+        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+        --dpkgopt='path-exclude=/usr/share/locale/*' --dpkgopt='path-exclude=/usr/share/info/*' \
+        "$IMAGE_BASE_SUITE" "$dest.tmp/$name.tar" >"$dest.tmp/$name.log" 2>&1 ||
+        { tail -n 30 "$dest.tmp/$name.log" >&2; echo "image_base: mmdebstrap failed" >&2; return 1; }
+    done
+    rm -rf "$dest"; mv "$dest.tmp" "$dest"
+  fi
+  local runtime="localhost/datamanager-base:$IMAGE_BASE_SUITE-$key" build="localhost/datamanager-build-base:$IMAGE_BASE_SUITE-$key"
+  podman image exists "$runtime" || podman import --quiet "$dest/runtime.tar" "$runtime" >/dev/null
+  podman image exists "$build" || podman import --quiet "$dest/build.tar" "$build" >/dev/null
+  echo "BASE_IMAGE=$runtime BUILD_IMAGE=$build"
+}
+
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(mariadb libfaketime nats_server etcd ferretdb helm kubernetes)
+[ ${#targets[@]} -gt 0 ] || targets=(mariadb libfaketime nats_server etcd ferretdb helm kubernetes container_tools)
 for t in "${targets[@]}"; do "$t"; done
 say "all built: $cache"
