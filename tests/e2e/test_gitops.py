@@ -74,9 +74,9 @@ def test_argocd_health_of_live_resources_through_their_lives(
         Secret(metadata=ObjectMeta(name="not-mysql"), stringData={"dsn": "postgres://not-mysql"}),
         namespace=namespace,
     )
-    stuck = resource_manifest(
-        "DataAudit", "stuck", candles, job={"image": "unpullable.invalid/datamanager:0"}
-    )
+    # a Secret that does not exist keeps the first run's pod waiting (stuckPodSeconds: 20 on the rig)
+    stuck = resource_manifest("DataAudit", "stuck", candles)
+    stuck["spec"]["source"] = {"dsnSecretRef": {"name": "does-not-exist", "key": "dsn"}}
     broken = resource_manifest("DataAudit", "broken", candles)
     broken["spec"]["source"] = {"dsnSecretRef": {"name": "not-mysql", "key": "dsn"}}
     for manifest in (resource_manifest("DataAudit", "good", candles), stuck, broken):
@@ -131,7 +131,7 @@ def test_argocd_health_of_live_resources_through_their_lives(
 
     stuck_failed = wait_for(lambda: finished(live(kube, "stuck", namespace)), 120, "stuck's run to fail")
     assert argocd_health(stuck_failed)["status"] == "Degraded"
-    assert argocd_health(stuck_failed)["message"].startswith("ImagePullBackOff: ")
+    assert argocd_health(stuck_failed)["message"].startswith("CreateContainerConfigError: ")
 
 
 def test_the_operators_jobs_and_pods_are_annotated_so_their_churn_refreshes_nothing(
