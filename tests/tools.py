@@ -24,7 +24,8 @@ def argocd_check_key() -> str:
 
 
 def tool(name: str) -> Path:
-    """The cached binary ``name`` (helm, kubectl, promtool, helm-docs, argocd-check) of the pinned version."""
+    """The cached binary ``name`` (helm, kubectl, promtool, helm-docs, argocd-check, argocd) of the pinned
+    version."""
     v = versions()
     folders = {
         "helm": (f"helm-{v['HELM_VERSION']}", "helm"),
@@ -32,6 +33,7 @@ def tool(name: str) -> Path:
         "promtool": (f"promtool-{v['PROMETHEUS_VERSION']}", "promtool"),
         "helm-docs": (f"helm-docs-{v['HELM_DOCS_VERSION']}", "helm_docs"),
         "argocd-check": (f"argocd-check-{v['ARGOCD_VERSION']}-{argocd_check_key()}", "argocd_check"),
+        "argocd": (f"argocd-{v['ARGOCD_VERSION']}", "argocd"),
     }
     folder, target = folders[name]
     path = CACHE / folder / "bin" / name

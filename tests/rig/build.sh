@@ -210,6 +210,37 @@ argocd_check_key() {
   cat "$here/argocd-check/main.go" "$here/argocd-check/cache_export.go.in" | sha256sum | cut -c1-12
 }
 
+# ArgoCD itself (one binary: the application controller and the repo-server by ARGOCD_BINARY_NAME) and its
+# Application and AppProject CRDs, for the e2e test that syncs argocd/application.yaml on the rig.
+argocd() {
+  local dest="$cache/argocd-$ARGOCD_VERSION"
+  [ -x "$dest/bin/argocd" ] && return 0
+  say "building argocd $ARGOCD_VERSION (application controller, repo-server; ~8 min)"
+  local work; work=$(mktemp -d)
+  local mod; mod=$(go mod download -json "github.com/argoproj/argo-cd/v2@$ARGOCD_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+  {
+    echo "module datamanager.local/rig/argocd"
+    echo
+    echo "go 1.26.0"
+    echo
+    echo "require github.com/argoproj/argo-cd/v2 $ARGOCD_VERSION"
+    echo
+    sed -n '/^replace (/,/^)/p' "$mod/go.mod"
+  } > "$work/go.mod"
+  cat > "$work/tools.go" <<'GO'
+//go:build tools
+
+package tools
+
+import _ "github.com/argoproj/argo-cd/v2/cmd"
+GO
+  (cd "$work" && go mod tidy && mkdir -p "$dest.tmp/bin" "$dest.tmp/crds" &&
+    go build -trimpath -ldflags "-s -w -X github.com/argoproj/argo-cd/v2/common.version=${ARGOCD_VERSION#v}" \
+      -o "$dest.tmp/bin/argocd" github.com/argoproj/argo-cd/v2/cmd)
+  cp "$mod/manifests/crds/application-crd.yaml" "$mod/manifests/crds/appproject-crd.yaml" "$dest.tmp/crds/"
+  rm -rf "$work" "$dest"; mv "$dest.tmp" "$dest"
+}
+
 promtool() {
   local dest="$cache/promtool-$PROMETHEUS_VERSION"
   [ -x "$dest/bin/promtool" ] && return 0
@@ -254,7 +285,17 @@ mariadb() {
   (service mariadb stop || true) >/dev/null 2>&1
 }
 
+redis() {
+  command -v redis-server >/dev/null 2>&1 && return 0
+  say "installing $REDIS_DEBIAN_PACKAGE from Debian packages (ArgoCD's cache; ~1 min)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq --no-install-recommends "$REDIS_DEBIAN_PACKAGE" >/dev/null
+  # The package starts a system instance; the test starts its own, so stop the packaged one.
+  (service redis-server stop || true) >/dev/null 2>&1
+}
+
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(mariadb nats_server etcd ferretdb helm kubernetes promtool helm_docs argocd_check)
+[ ${#targets[@]} -gt 0 ] || targets=(mariadb nats_server etcd ferretdb helm kubernetes promtool helm_docs argocd_check argocd redis)
 for t in "${targets[@]}"; do "$t"; done
 say "all built: $cache"
