@@ -150,7 +150,8 @@ class ScheduleSpec(ApiModel):
     schedule: str | None = Field(
         default=None,
         max_length=100,
-        description="Cron expression (5 fields); without it the resource runs on changes only.",
+        description="Cron expression (5 fields, or @hourly, @daily, ...); without it the resource runs on "
+        "changes only.",
     )
     time_zone: str = Field(
         default="UTC", max_length=64, description="IANA time zone of the schedule, e.g. Europe/Lisbon."
@@ -169,10 +170,9 @@ class ScheduleSpec(ApiModel):
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
         if value is not None:
-            from croniter import croniter
+            from datamanager.cron import check  # the same rules, in the same words, as the CRD's
 
-            if len(value.split()) != 5 or not croniter.is_valid(value):
-                raise ValueError(f"{value!r} is not a 5-field cron expression such as '*/15 * * * *'")
+            check(value)
         return value
 
     @field_validator("time_zone")

@@ -1,1 +1,1 @@
-"""The Kopf controller for DataAudit and AnalyticsJob."""
+"""The controller for DataAudit and AnalyticsJob: informers, a work queue, Leases, one Job per run."""

@@ -1,169 +1,220 @@
-"""Wiring: Kopf watches the two kinds and their Jobs and feeds a work queue; workers reconcile under Leases.
+"""Wiring: informers fill the caches and feed a work queue; workers reconcile under Leases.
 
-Kopf is used for what it is good at (watching, login, reconnecting); its peering is not leader election and
-is not used. Only event handlers are registered, so Kopf writes nothing to the resources (no annotations,
-no finalizers): status changes come from the reconciler alone, and only when something changed.
+Startup order: the HTTP endpoints (``/readyz`` says not ready), then every informer lists its kind and the
+replica reads its peers; only then is every resource queued and do the workers start, so no decision is
+ever made on a cache that has not been filled. Every resource is queued again every ``resync_seconds``
+(level-based: a reconcile that finds nothing to do makes no request), and Leases of resources that no longer
+exist are removed then. Transient API errors are retried with backoff and never end the process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import copy
+import functools
 import logging
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+import signal
+from collections.abc import Iterator
 
-import kopf
 from lightkube import AsyncClient, KubeConfig
-
-from datamanager.api.common import GROUP, VERSION
+from lightkube.resources.batch_v1 import Job
+from lightkube.resources.core_v1 import Pod
 
 from . import metrics
-from .leases import LeaseKeeper
+from .cluster import RESOURCES, ClusterError, LiveCluster
+from .informer import Change, Informer, Store
+from .leases import ANNOTATION_FOR, LEASE_LABEL, LeaseKeeper
 from .membership import Membership
-from .model import LABEL_KIND, LABEL_MANAGED_BY, LABEL_RESOURCE, MANAGED_BY, PLURALS, Body, Key, Kind, as_dict
-from .outcome import job_finished
+from .model import LABEL_MANAGED_BY, MANAGED_BY, PLURALS, Key
 from .probes import serve
-from .reconciler import RESOURCES, Cache, Reconciler
+from .reconciler import Caches, Reconciler
 from .settings import OperatorSettings
+from .views import JobView, PodView, ResourceView
 from .workqueue import WorkQueue
 
 log = logging.getLogger("datamanager.operator")
 MAX_ERROR_BACKOFF = 300.0
+MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
 class Controller:
     def __init__(self, settings: OperatorSettings) -> None:
         self.settings = settings
-        self.cache = Cache()
+        self.caches = Caches(resources={kind: Store() for kind in PLURALS})
         self.queue: WorkQueue[Key] = WorkQueue()
-        self.primed = False
+        self.informers: list[Informer[ResourceView] | Informer[JobView] | Informer[PodView]] = []
+        self.membership: Membership | None = None
         self._failures: dict[Key, int] = {}
 
-    # ------------------------------------------------------------ watch events (from Kopf)
+    def ready(self) -> bool:
+        return bool(
+            self.informers
+            and all(i.primed.is_set() for i in self.informers)
+            and self.membership is not None
+            and self.membership.known.is_set()
+        )
 
-    def on_resource(self, kind: Kind, event_type: str | None, body: Mapping[str, Any]) -> None:
-        data: Body = copy.deepcopy(dict(body))
-        data.setdefault("kind", kind)
-        key = Key(kind, data["metadata"]["namespace"], data["metadata"]["name"])
-        if event_type == "DELETED":
-            self.cache.resources.pop(key, None)
+    # ------------------------------------------------------------ changes seen by the informers
+
+    def on_resource(self, change: Change[ResourceView]) -> None:
+        before, after = change
+        view = after or before
+        assert view is not None
+        self.queue.add(view.key)
+
+    def on_job(self, change: Change[JobView]) -> None:
+        before, after = change
+        job = after or before
+        if before is not None and after is None:  # its pods' summaries were kept for it: no longer needed
+            for pod in self.caches.pods_of(before.namespace, before.name):
+                self.caches.pods.remove(pod.namespace, pod.name)
+        if job is not None and job.owner is not None:
+            self.queue.add(job.owner)
+
+    def on_pod(self, change: Change[PodView]) -> None:
+        before, after = change
+        pod = after or before
+        if pod is None:
             return
-        current = self.cache.resources.get(key)
-        if current is not None and _rv(data) <= _rv(current):
-            return  # already known: typically the echo of the operator's own status write
-        self.cache.resources[key] = data
-        self.queue.add(key)
+        job = self.caches.jobs.get(pod.namespace, pod.job_name)
+        if after is None and before is not None and before.exit_code is not None and job and job.finalized:
+            # a finished pod deleted before its run was recorded (ttlSecondsAfterFinished deletes pods
+            # first): its summary is kept until the Job goes
+            self.caches.pods.apply(before)
+        if job is not None and job.owner is not None:
+            self.queue.add(job.owner)
 
-    def on_job(self, event_type: str | None, body: Mapping[str, Any]) -> None:
-        data: Body = copy.deepcopy(dict(body))
-        meta = data["metadata"]
-        ref = (meta["namespace"], meta["name"])
-        before = self.cache.jobs.get(ref)
-        if event_type == "DELETED":
-            self.cache.jobs.pop(ref, None)
-        else:
-            self.cache.jobs[ref] = data
-            if before is not None and job_finished(before)[0] == job_finished(data)[0]:
-                return  # progress inside a run (pods created, counts) changes nothing the owner decides on
-        labels = meta.get("labels") or {}
-        kind = labels.get(LABEL_KIND)
-        if kind in PLURALS and labels.get(LABEL_RESOURCE):
-            self.queue.add(Key(kind, meta["namespace"], labels[LABEL_RESOURCE]))
-
-    def registry(self) -> kopf.OperatorRegistry:
-        registry = kopf.OperatorRegistry()
-
-        @kopf.on.login(registry=registry)
-        def login(**_: Any) -> kopf.ConnectionInfo:
-            return connection_info(KubeConfig.from_env())
-
-        for kind, plural in PLURALS.items():
-
-            @kopf.on.event(GROUP, VERSION, plural, registry=registry)
-            def resource_event(type: str | None, body: kopf.Body, kind: Kind = kind, **_: Any) -> None:
-                self.on_resource(kind, type, body)
-
-        @kopf.on.event("batch", "v1", "jobs", labels={LABEL_MANAGED_BY: MANAGED_BY}, registry=registry)
-        def job_event(type: str | None, body: kopf.Body, **_: Any) -> None:
-            self.on_job(type, body)
-
-        return registry
+    def owned(self) -> Iterator[ResourceView]:
+        membership = self.membership
+        if membership is None:
+            return
+        for store in self.caches.resources.values():
+            yield from (view for view in store if membership.mine(view.uid))
 
     # ------------------------------------------------------------ running
 
     async def run(self) -> None:
+        settings = self.settings
         client = AsyncClient(KubeConfig.from_env(), field_manager="datamanager-operator")
-        leases = LeaseKeeper(client, self.settings.instance_id, self.settings.lease_seconds)
-        membership = Membership(
-            client,
-            self.settings.namespace,
-            self.settings.instance_id,
-            self.settings.presence_seconds,
-            self._requeue_all,
+        cluster = LiveCluster(client, settings.qps, settings.burst, settings.instance_id)
+        leases = LeaseKeeper(cluster, settings.instance_id, settings.namespace, settings.lease_seconds)
+        self.membership = Membership(
+            cluster, settings.namespace, settings.instance_id, settings.presence_seconds, self._requeue_all
         )
-        reconciler = Reconciler(client, self.settings, self.cache, leases, membership)
-        runner = await serve(self.settings.http_port, lambda: self.primed)
-        await membership.beat()
-        await self._prime(client)
-        tasks = [asyncio.create_task(self._worker(reconciler)) for _ in range(self.settings.workers)]
-        tasks.append(asyncio.create_task(self._keep_membership(membership)))
+        reconciler = Reconciler(cluster, settings, self.caches, leases, self.membership)
+        metrics.REGISTRY.register(metrics.ResourceCollector(self.owned))
+        runner = await serve(settings.http_port, self.ready)
+        self.informers = self._informers(client)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        tasks = [asyncio.create_task(i.run()) for i in self.informers]
+        tasks.append(asyncio.create_task(self._keep_membership()))
         log.info(
-            "datamanager operator %s started: watching %s, %d workers, lease %ss",
-            self.settings.instance_id,
-            ", ".join(self.settings.watch_namespaces) or "all namespaces",
-            self.settings.workers,
-            self.settings.lease_seconds,
+            "datamanager operator %s starting: watching %s, %d workers, lease %ss",
+            settings.instance_id,
+            ", ".join(settings.watch_namespaces) or "all namespaces",
+            settings.workers,
+            settings.lease_seconds,
         )
         try:
-            await kopf.operator(
-                registry=self.registry(),
-                settings=self._kopf_settings(),
-                standalone=True,
-                clusterwide=not self.settings.watch_namespaces,
-                namespaces=list(self.settings.watch_namespaces),
-            )
+            started = asyncio.create_task(self._start_when_ready(reconciler, leases, tasks))
+            await stop.wait()
+            started.cancel()
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await membership.leave()
+            for key in leases.held():
+                with contextlib.suppress(ClusterError):
+                    await leases.release(key)
+            await self.membership.leave()
             await runner.cleanup()
             await client.close()
-            log.info("datamanager operator %s stopped", self.settings.instance_id)
+            log.info("datamanager operator %s stopped", settings.instance_id)
 
-    def _kopf_settings(self) -> kopf.OperatorSettings:
-        settings = kopf.OperatorSettings()
-        settings.posting.enabled = False  # our own Events say what happened; Kopf's log events are noise
-        settings.scanning.disabled = True  # the kinds are known: no CRD or namespace watching, no such RBAC
-        settings.watching.server_timeout = 300
-        settings.watching.client_timeout = 330
-        return settings
+    def _informers(
+        self, client: AsyncClient
+    ) -> list[Informer[ResourceView] | Informer[JobView] | Informer[PodView]]:
+        namespaces: list[str | None] = list(self.settings.watch_namespaces) or [None]
+        found: list[Informer[ResourceView] | Informer[JobView] | Informer[PodView]] = []
+        for namespace in namespaces:
+            for kind in PLURALS:
+                found.append(
+                    Informer(
+                        PLURALS[kind],
+                        client,
+                        RESOURCES[kind],
+                        functools.partial(ResourceView.of, kind),
+                        self.caches.resources[kind],
+                        self.on_resource,
+                        namespace,
+                    )
+                )
+            found.append(
+                Informer("jobs", client, Job, JobView.of, self.caches.jobs, self.on_job, namespace, MANAGED)
+            )
+            found.append(
+                Informer("pods", client, Pod, PodView.of, self.caches.pods, self.on_pod, namespace, MANAGED)
+            )
+        return found
 
-    async def _prime(self, client: AsyncClient) -> None:
-        """A first full list, so readiness means the cache holds every resource and each is queued."""
-        namespaces = list(self.settings.watch_namespaces) or ["*"]
-        for kind, resource in RESOURCES.items():
-            for namespace in namespaces:
-                async for obj in client.list(resource, namespace=namespace):
-                    self.on_resource(kind, None, as_dict(obj))
-        self.primed = True
+    async def _start_when_ready(
+        self, reconciler: Reconciler, leases: LeaseKeeper, tasks: list[asyncio.Task[None]]
+    ) -> None:
+        assert self.membership is not None
+        await asyncio.gather(*(i.primed.wait() for i in self.informers), self.membership.known.wait())
+        metrics.READY.set(1)
+        self._requeue_all()
+        tasks += [asyncio.create_task(self._worker(reconciler)) for _ in range(self.settings.workers)]
+        tasks.append(asyncio.create_task(self._resync(leases)))
+        log.info("datamanager operator %s ready: %d resources", self.settings.instance_id, self._count())
+
+    def _count(self) -> int:
+        return sum(len(store) for store in self.caches.resources.values())
 
     def _requeue_all(self) -> None:
-        for key in list(self.cache.resources):
-            self.queue.add(key)
+        for store in self.caches.resources.values():
+            for view in store:
+                self.queue.add(view.key)
 
-    async def _keep_membership(self, membership: Membership) -> None:
+    async def _keep_membership(self) -> None:
+        assert self.membership is not None
+        failures = 0
         while True:
-            await asyncio.sleep(self.settings.presence_seconds)
             try:
-                await membership.beat()
-                metrics.MEMBERS.set(len(membership.members))
-            except Exception as exc:  # the presence Lease expires by itself; try again next beat
-                log.warning("presence renewal failed: %s", exc)
+                await self.membership.beat()
+                metrics.MEMBERS.set(len(self.membership.members))
+                failures = 0
+            except ClusterError as exc:  # the presence Lease expires by itself; try again next beat
+                failures += 1
+                if failures == 1 or failures % 30 == 0:
+                    log.warning("presence renewal failed (%d in a row): %s", failures, exc)
+            await asyncio.sleep(self.settings.presence_seconds)
+
+    async def _resync(self, leases: LeaseKeeper) -> None:
+        assert self.membership is not None
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            self._requeue_all()
+            with contextlib.suppress(ClusterError):
+                await self._remove_orphan_leases(leases)
+
+    async def _remove_orphan_leases(self, leases: LeaseKeeper) -> None:
+        """Run Leases live in the operator's namespace, so no owner reference removes them: the replica a
+        deleted resource's key maps to deletes its Lease."""
+        assert self.membership is not None
+        for lease in await leases.cluster.list_leases(self.settings.namespace, {LEASE_LABEL: "resource"}):
+            target = (lease["metadata"].get("annotations") or {}).get(ANNOTATION_FOR, "")
+            kind, _, rest = target.partition("/")
+            namespace, _, name = rest.partition("/")
+            if kind not in PLURALS or not self.membership.mine(target):
+                continue
+            key = Key(kind, namespace, name)
+            if self.caches.resource(key) is None:
+                leases.forget(key)
+                await leases.cluster.delete_lease(self.settings.namespace, lease["metadata"]["name"])
 
     async def _worker(self, reconciler: Reconciler) -> None:
         while True:
@@ -185,47 +236,12 @@ class Controller:
                         failures,
                         delay,
                         exc,
-                        exc_info=failures == 1,
+                        exc_info=failures == 1 and not isinstance(exc, ClusterError),
                     )
             finally:
                 self.queue.done(key)
             if delay is not None:
-                with contextlib.suppress(RuntimeError):
-                    self.queue.add_after(key, delay)
-
-
-def connection_info(config: KubeConfig) -> kopf.ConnectionInfo:
-    """Kopf logs in with the very credentials lightkube uses (in-cluster or kubeconfig): one source of truth.
-
-    Re-read on every login, so a rotated service-account token is picked up when Kopf re-authenticates.
-    """
-    single = config.get()
-    if single is None or single.user is None:
-        raise kopf.LoginError("no Kubernetes credentials: neither in-cluster nor KUBECONFIG")
-    cluster, user = single.cluster, single.user
-
-    def data(value: str | None) -> bytes | None:
-        return base64.b64decode(value) if value else None
-
-    token = user.token
-    if user.token_file:
-        token = Path(user.token_file).read_text().strip()
-    return kopf.ConnectionInfo(
-        server=cluster.server,
-        ca_path=cluster.certificate_auth,
-        ca_data=data(cluster.certificate_auth_data),
-        insecure=cluster.insecure or None,
-        token=token,
-        certificate_path=user.client_cert,
-        certificate_data=data(user.client_cert_data),
-        private_key_path=user.client_key,
-        private_key_data=data(user.client_key_data),
-        default_namespace=single.namespace,
-    )
-
-
-def _rv(body: Body) -> int:
-    try:
-        return int(body["metadata"].get("resourceVersion", "0"))
-    except ValueError:
-        return 0
+                self.queue.add_after(key, delay)
+            if self.caches.resource(key) is None:
+                self._failures.pop(key, None)
+                self.queue.forget(key)

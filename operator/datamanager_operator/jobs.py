@@ -1,10 +1,11 @@
-"""The batch/v1 Job of one run: deterministic name, owner reference, least privilege, failure policy."""
+"""The batch/v1 Job of one run: its claimed name, owner, finalizer, least privilege and failure policy."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from datamanager.api.common import RunSpecBase
+from datamanager.api.status import RunRef
 from datamanager.contract import (
     ENV_MONGODB_URI,
     ENV_MYSQL_DSN,
@@ -16,9 +17,12 @@ from datamanager.contract import (
 )
 
 from .model import (
+    ANNOTATION_RESOURCE,
+    ANNOTATION_RUN_UID,
     ANNOTATION_SCHEDULED_TIME,
     ANNOTATION_TRIGGER,
     API_VERSION,
+    FINALIZER,
     LABEL_KIND,
     LABEL_MANAGED_BY,
     LABEL_RESOURCE,
@@ -28,9 +32,8 @@ from .model import (
     WORKER_COMMAND,
     Body,
     Kind,
-    job_name,
+    label_value,
 )
-from .planning import Trigger
 from .settings import OperatorSettings
 
 CONTAINER = "worker"
@@ -38,23 +41,32 @@ NON_ROOT_UID = 65532
 
 
 def selector_labels(kind: Kind, name: str, uid: str) -> dict[str, str]:
-    return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: kind, LABEL_RESOURCE: name, LABEL_RESOURCE_UID: uid}
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_KIND: kind,
+        LABEL_RESOURCE: label_value(name),
+        LABEL_RESOURCE_UID: uid,
+    }
 
 
-def build_job(body: Body, spec: RunSpecBase, trigger: Trigger, settings: OperatorSettings) -> Body:
-    kind: Kind = body["kind"]
-    meta = body["metadata"]
+def build_job(kind: Kind, meta: Body, spec: RunSpecBase, run: RunRef, settings: OperatorSettings) -> Body:
+    """The Job of ``run`` as claimed in status: its name, and the run's uid as an annotation, so a Job found
+    under that name is known to be this run's and not another's."""
     labels = {
         **selector_labels(kind, meta["name"], meta["uid"]),
-        LABEL_RUN_ID: trigger.run_id,
+        LABEL_RUN_ID: run.id,
         "app.kubernetes.io/name": "datamanager",
         "app.kubernetes.io/component": f"{WORKER_COMMAND[kind]}-worker",
     }
-    annotations: dict[str, str] = {ANNOTATION_TRIGGER: trigger.kind}
-    if trigger.scheduled_time:
-        annotations[ANNOTATION_SCHEDULED_TIME] = trigger.scheduled_time.isoformat()
+    annotations: dict[str, str] = {
+        ANNOTATION_TRIGGER: run.trigger,
+        ANNOTATION_RUN_UID: run.uid,
+        ANNOTATION_RESOURCE: meta["name"],
+    }
+    if run.scheduled_time:
+        annotations[ANNOTATION_SCHEDULED_TIME] = run.scheduled_time
     overrides = spec.job
-    name = job_name(meta["name"], meta["uid"], trigger.run_id)
+    name = run.job_name
     shards = overrides.parallelism
     env: list[Body] = [
         {"name": ENV_SPEC, "value": spec.model_dump_json(by_alias=True, exclude_none=True)},
@@ -72,7 +84,8 @@ def build_job(body: Body, spec: RunSpecBase, trigger: Trigger, settings: Operato
         "args": [WORKER_COMMAND[kind]],  # the image's entrypoint is `datamanager`
         "env": env,
         "resources": overrides.resources.model_dump(exclude_defaults=False),
-        "terminationMessagePolicy": "FallbackToLogsOnError",
+        # only the summary the worker writes: a log tail could carry anything, credentials included
+        "terminationMessagePolicy": "File",
         "securityContext": {
             "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True,
@@ -97,6 +110,8 @@ def build_job(body: Body, spec: RunSpecBase, trigger: Trigger, settings: Operato
     }
     if settings.worker_service_account:
         pod_spec["serviceAccountName"] = settings.worker_service_account
+    if settings.worker_image_pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in settings.worker_image_pull_secrets]
     optional: dict[str, Any] = {
         "nodeSelector": overrides.node_selector,
         "tolerations": overrides.tolerations,
@@ -123,7 +138,13 @@ def build_job(body: Body, spec: RunSpecBase, trigger: Trigger, settings: Operato
                 {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
             ]
         },
-        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        "template": {
+            "metadata": {
+                "labels": {**settings.worker_pod_labels, **labels},
+                "annotations": dict(settings.worker_pod_annotations),
+            },
+            "spec": pod_spec,
+        },
     }
     if shards > 1:
         job_spec.update({"completionMode": "Indexed", "completions": shards, "parallelism": shards})
@@ -135,6 +156,7 @@ def build_job(body: Body, spec: RunSpecBase, trigger: Trigger, settings: Operato
             "namespace": meta["namespace"],
             "labels": labels,
             "annotations": annotations,
+            "finalizers": [FINALIZER],
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,

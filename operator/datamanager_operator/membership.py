@@ -1,26 +1,24 @@
-"""Which operator instances are alive, and which of them should act on a resource.
+"""Which operator replicas are alive, and which of them should act on a resource.
 
-Each instance keeps a presence Lease in its own namespace. Resources are spread over the live instances by
-rendezvous hashing on the resource's uid, so each instance does a share of the work and, when one dies,
-only its share moves. The per-resource Lease, not this view, is what guarantees one actor at a time.
+Each replica keeps a presence Lease in the operator's namespace. Resources are spread over the live replicas
+by rendezvous hashing on the resource's uid, so each replica does a share of the work and, when one dies,
+only its share moves. A replica counts as alive while its presence record keeps changing, judged by this
+replica's own clock like the run Leases (no wall clocks compared). The per-resource Lease, not this view,
+is what guarantees one actor at a time: two replicas that disagree on membership only compete for Leases.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
-from lightkube.models.coordination_v1 import LeaseSpec
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.coordination_v1 import Lease
-
-from .model import LABEL_MANAGED_BY, MANAGED_BY
-
-PRESENCE_LABEL = "datamanager.petrosa.io/operator-presence"
+from .cluster import AlreadyExistsError, Cluster, ClusterError
+from .leases import LEASE_LABEL, micro_time
+from .model import LABEL_MANAGED_BY, MANAGED_BY, Body
 
 
 def _score(uid: str, member: str) -> int:
@@ -29,15 +27,25 @@ def _score(uid: str, member: str) -> int:
 
 class Membership:
     def __init__(
-        self, client: AsyncClient, namespace: str, me: str, seconds: int, on_change: Callable[[], None]
+        self,
+        cluster: Cluster,
+        namespace: str,
+        me: str,
+        seconds: int,
+        on_change: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.client = client
+        self.cluster = cluster
         self.namespace = namespace
         self.me = me
         self.seconds = seconds
         self.on_change = on_change
+        self.clock = clock
         self.members: tuple[str, ...] = (me,)
-        self._name = "datamanager-operator-" + hashlib.sha256(me.encode()).hexdigest()[:12]
+        self.known = asyncio.Event()  # set once the member list has been read
+        self.name = "datamanager-operator-" + hashlib.sha256(me.encode()).hexdigest()[:12]
+        self._mine: Body | None = None
+        self._seen: dict[str, tuple[str, float]] = {}  # lease name -> (resourceVersion, first seen)
 
     def owner(self, uid: str) -> str:
         return max(self.members, key=lambda member: _score(uid, member))
@@ -46,30 +54,55 @@ class Membership:
         return self.owner(uid) == self.me
 
     async def beat(self) -> None:
-        """Renews this instance's presence and refreshes the member list."""
-        now = datetime.now(UTC)
-        spec = LeaseSpec(holderIdentity=self.me, leaseDurationSeconds=self.seconds * 3, renewTime=now)
-        lease = Lease(
-            metadata=ObjectMeta(
-                name=self._name,
-                namespace=self.namespace,
-                labels={PRESENCE_LABEL: "true", LABEL_MANAGED_BY: MANAGED_BY},
-            ),
-            spec=spec,
-        )
-        await self.client.apply(lease, force=True)
+        """Renews this replica's presence and refreshes the member list."""
+        await self._renew()
+        now = self.clock()
         alive = {self.me}
-        async for other in self.client.list(Lease, namespace=self.namespace, labels={PRESENCE_LABEL: "true"}):
-            s = other.spec
-            if not (s and s.holderIdentity and s.renewTime and s.leaseDurationSeconds):
-                continue
-            if s.renewTime + timedelta(seconds=s.leaseDurationSeconds) > now:
-                alive.add(s.holderIdentity)
+        listed = await self.cluster.list_leases(self.namespace, {LEASE_LABEL: "presence"})
+        for lease in listed:
+            name, version = lease["metadata"]["name"], lease["metadata"].get("resourceVersion", "")
+            spec = lease.get("spec") or {}
+            if name not in self._seen or self._seen[name][0] != version:
+                self._seen[name] = (version, now)
+            duration = float(spec.get("leaseDurationSeconds") or self.seconds * 3)
+            if spec.get("holderIdentity") and now - self._seen[name][1] < duration:
+                alive.add(spec["holderIdentity"])
+        self._seen = {n: v for n, v in self._seen.items() if n in {x["metadata"]["name"] for x in listed}}
         members = tuple(sorted(alive))
+        self.known.set()
         if members != self.members:
             self.members = members
             self.on_change()
 
+    async def _renew(self) -> None:
+        spec = {
+            "holderIdentity": self.me,
+            "leaseDurationSeconds": self.seconds * 3,
+            "renewTime": micro_time(datetime.now(UTC)),
+        }
+        if self._mine is not None:
+            try:
+                self._mine = await self.cluster.replace_lease({**self._mine, "spec": spec})
+                return
+            except ClusterError:
+                self._mine = None
+        current = await self.cluster.get_lease(self.namespace, self.name)
+        if current is not None:
+            self._mine = await self.cluster.replace_lease({**current, "spec": spec})
+            return
+        lease: Body = {
+            "apiVersion": "coordination.k8s.io/v1",
+            "kind": "Lease",
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "labels": {LEASE_LABEL: "presence", LABEL_MANAGED_BY: MANAGED_BY},
+            },
+            "spec": spec,
+        }
+        with contextlib.suppress(AlreadyExistsError):
+            self._mine = await self.cluster.create_lease(lease)
+
     async def leave(self) -> None:
-        with contextlib.suppress(ApiError):  # it expires by itself otherwise
-            await self.client.delete(Lease, self._name, namespace=self.namespace)
+        with contextlib.suppress(ClusterError):  # it expires by itself otherwise
+            await self.cluster.delete_lease(self.namespace, self.name)

@@ -1,8 +1,20 @@
-"""Prometheus metrics of the operator (names follow Prometheus conventions: unit suffixes, _total)."""
+"""Prometheus metrics of the operator (names follow Prometheus conventions: unit suffixes, _total).
+
+Counters and histograms are per replica. Per-resource gauges are not kept anywhere: they are read at scrape
+time from the status of the resources this replica owns (``ResourceCollector``), so a resource that was
+deleted or handed to another replica has no series left behind to alert on.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .views import ResourceView
 
 REGISTRY = CollectorRegistry()
 
@@ -20,7 +32,7 @@ RUNS_STARTED = Counter(
 )
 RUN_DURATION = Histogram(
     "datamanager_operator_run_duration_seconds",
-    "From Job creation to the run's end.",
+    "From a run's start to its end.",
     ["kind"],
     buckets=(5, 15, 30, 60, 120, 300, 600, 1800, 3600),
     registry=REGISTRY,
@@ -34,7 +46,18 @@ TRIGGER_TO_JOB = Histogram(
 )
 LEASE_CONFLICTS = Counter(
     "datamanager_operator_lease_conflicts_total",
-    "Times a resource's Lease was held by another instance.",
+    "Times a resource's Lease was held by another replica when this one meant to act.",
+    registry=REGISTRY,
+)
+STATUS_CONFLICTS = Counter(
+    "datamanager_operator_status_conflicts_total",
+    "Status writes refused because the resource changed since it was read (decided again).",
+    registry=REGISTRY,
+)
+JOB_REFUSALS = Counter(
+    "datamanager_operator_job_refusals_total",
+    "Job creations the API server refused (quota, admission, invalid).",
+    ["kind"],
     registry=REGISTRY,
 )
 MISSED_RUNS = Counter(
@@ -43,24 +66,66 @@ MISSED_RUNS = Counter(
     ["kind"],
     registry=REGISTRY,
 )
-LAST_SUCCESS = Gauge(
-    "datamanager_operator_last_success_timestamp_seconds",
-    "When the resource's last successful run ended.",
-    ["kind", "namespace", "name"],
-    registry=REGISTRY,
-)
-HEALTH_SCORE = Gauge(
-    "datamanager_operator_health_score",
-    "Overall health score (0-100) of the last successful audit.",
-    ["namespace", "name"],
-    registry=REGISTRY,
-)
 RECONCILE_ERRORS = Counter(
     "datamanager_operator_reconcile_errors_total",
     "Reconciles that failed and were retried.",
     ["kind"],
     registry=REGISTRY,
 )
-MEMBERS = Gauge(
-    "datamanager_operator_members", "Live operator instances sharing the work.", registry=REGISTRY
+API_REQUESTS = Counter(
+    "datamanager_operator_api_requests_total",
+    "Requests to the API server besides watches, by verb and result (ok or the error's class).",
+    ["verb", "result"],
+    registry=REGISTRY,
 )
+WATCH_RESTARTS = Counter(
+    "datamanager_operator_watch_restarts_total",
+    "Watches listed again, by informer and cause (expired: 410 Gone; error: anything else).",
+    ["informer", "cause"],
+    registry=REGISTRY,
+)
+MEMBERS = Gauge("datamanager_operator_members", "Live operator replicas sharing the work.", registry=REGISTRY)
+READY = Gauge(
+    "datamanager_operator_ready",
+    "1 once every cache is primed and the replica knows its peers.",
+    registry=REGISTRY,
+)
+
+
+class ResourceCollector(Collector):
+    """Per-resource gauges of the resources this replica owns, from their status at scrape time."""
+
+    def __init__(self, owned: Callable[[], Iterable[ResourceView]]) -> None:
+        self.owned = owned
+
+    def collect(self) -> Iterator[Metric]:
+        labels = ["kind", "namespace", "name"]
+        success = GaugeMetricFamily(
+            "datamanager_operator_last_success_timestamp_seconds",
+            "When the resource's last successful run ended (resources this replica owns).",
+            labels=labels,
+        )
+        health = GaugeMetricFamily(
+            "datamanager_operator_health_score",
+            "Health score (0-100) of the audit's last successful run (resources this replica owns).",
+            labels=labels,
+        )
+        failures = GaugeMetricFamily(
+            "datamanager_operator_consecutive_failures",
+            "Runs failed since the resource's last success (resources this replica owns).",
+            labels=labels,
+        )
+        active = GaugeMetricFamily(
+            "datamanager_operator_active_runs",
+            "Runs in progress (resources this replica owns).",
+            labels=labels,
+        )
+        for view in self.owned():
+            status, key = view.status, [view.kind, view.namespace, view.name]
+            if when := status.get("lastSuccessfulTime"):
+                success.add_metric(key, datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp())
+            if (score := status.get("healthScore")) is not None:
+                health.add_metric(key, float(score))
+            failures.add_metric(key, float(status.get("consecutiveFailures") or 0))
+            active.add_metric(key, float(len(status.get("activeRuns") or [])))
+        yield from (success, health, failures, active)

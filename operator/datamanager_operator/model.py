@@ -22,9 +22,14 @@ WORKER_COMMAND: dict[Kind, str] = {"DataAudit": "audit", "AnalyticsJob": "analyt
 MANAGED_BY = "datamanager-operator"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_KIND = f"{GROUP}/kind"
-LABEL_RESOURCE = f"{GROUP}/resource"
+LABEL_RESOURCE = f"{GROUP}/resource"  # the resource's name, cut to a label value's 63 characters
+ANNOTATION_RESOURCE = f"{GROUP}/resource"  # the resource's whole name
 LABEL_RESOURCE_UID = f"{GROUP}/resource-uid"
 LABEL_RUN_ID = f"{GROUP}/run-id"
+ANNOTATION_RUN_UID = f"{GROUP}/run-uid"
+# A Job keeps it until its run's outcome is in the resource's status: nothing (TTL, a user, the history limit)
+# can make a Job disappear before the operator has recorded how its run ended.
+FINALIZER = f"{GROUP}/run-outcome"
 ANNOTATION_TRIGGER = f"{GROUP}/trigger"
 ANNOTATION_SCHEDULED_TIME = f"{GROUP}/scheduled-time"
 ANNOTATION_RUN_NOW = (
@@ -43,6 +48,13 @@ class Key:
         return f"{self.kind}/{self.namespace}/{self.name}"
 
 
+def label_value(text: str) -> str:
+    """``text`` as a label value: itself when it fits, else cut with a digest (names are lowercase DNS)."""
+    if len(text) <= 63:
+        return text
+    return f"{text[:54].rstrip('-.')}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
 def as_dict(obj: object) -> Body:
     """A lightkube object as the plain dict the rest of the operator works with."""
     return dict(obj.to_dict())  # type: ignore[attr-defined]
@@ -53,11 +65,17 @@ def key_of(body: Body) -> Key:
     return Key(body["kind"], meta["namespace"], meta["name"])
 
 
-def job_name(resource_name: str, resource_uid: str, run_id: str) -> str:
-    """Deterministic per run and per resource incarnation, within the 63 characters a label value allows.
+JOB_NAME_MAX = 60  # a DNS label: an Indexed Job's pods are named <job>-<index> as their hostname (<= 63)
 
-    The uid digest makes it unique across namespaces too, so it doubles as the run id the workers key their
-    MongoDB documents by.
+
+def job_name(resource_name: str, resource_uid: str, run_id: str) -> str:
+    """Unique per run and per resource incarnation, and always a valid DNS label of at most 60 characters.
+
+    Any valid resource name works: dots become dashes and long names are cut (the uid digest keeps them
+    apart). The digest makes the name unique across namespaces too, so it doubles as the run id the workers
+    key their MongoDB documents by.
     """
     digest = hashlib.sha256(resource_uid.encode()).hexdigest()[:8]
-    return f"{resource_name[: 63 - len(run_id) - 10].rstrip('-')}-{digest}-{run_id}"
+    room = JOB_NAME_MAX - len(run_id) - len(digest) - 2
+    prefix = resource_name.replace(".", "-")[: max(room, 0)].strip("-")
+    return "-".join(part for part in (prefix, digest, run_id) if part)

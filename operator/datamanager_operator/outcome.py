@@ -1,18 +1,24 @@
-"""What a run came to, from the Job's conditions and its pods' termination messages (worker summaries)."""
+"""What a run came to: from its Job's deciding condition and its pods' termination messages (the workers'
+summaries), or why its pods cannot start.
+
+Nothing a worker prints reaches status: only a valid summary (the JSON the worker writes to its
+termination-message file) is read; a worker that died without one is reported by its exit code.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import ValidationError
 
-from datamanager.contract import ExitCode, RunSummary
+from datamanager.contract import SUMMARY_MAX_BYTES, ExitCode, RunSummary
 
-Body = dict[str, Any]
-# pods waiting this way will not start by themselves; after a grace period the run fails with the reason
+from .views import JobView, PodView
+
+# Waiting reasons a pod does not recover from by itself; after a grace period the run fails with the reason.
 STUCK_REASONS = frozenset(
     {
         "ImagePullBackOff",
@@ -28,109 +34,89 @@ EXIT_REASONS: dict[int, str] = {
     ExitCode.SINK_UNAVAILABLE: "SinkUnavailable",
     ExitCode.INTERNAL: "WorkerError",
 }
+MESSAGE_LIMIT = 1000  # status messages stay small
 
 
-@dataclass
+@dataclass(frozen=True)
 class Outcome:
-    finished: bool
-    succeeded: bool = False
-    reason: str = ""
-    message: str = ""
+    succeeded: bool
+    reason: str
+    message: str
     completion_time: str | None = None
-    summaries: list[RunSummary] = field(default_factory=list)
+    summaries: tuple[RunSummary, ...] = ()  # one per shard that left a readable summary
+
+    @property
+    def outcome(self) -> str:
+        return "Succeeded" if self.succeeded else "Failed"
 
 
-def job_finished(job: Body) -> tuple[bool, bool, Body | None]:
-    """(finished, succeeded, the deciding condition)."""
-    for condition in (job.get("status") or {}).get("conditions") or []:
-        if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
-            return True, condition["type"] == "Complete", condition
-    return False, False, None
+def summary_of(pod: PodView) -> RunSummary | None:
+    """The worker's summary, or None when the termination message is missing, oversized or not one."""
+    if not pod.summary or len(pod.summary.encode()) > SUMMARY_MAX_BYTES:
+        return None
+    try:
+        return RunSummary.model_validate(json.loads(pod.summary))
+    except (ValueError, ValidationError):
+        return None
 
 
-def summary_of(pod: Body) -> RunSummary | None:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        terminated = (status.get("state") or {}).get("terminated") or {}
-        message = terminated.get("message")
-        if message:
-            try:
-                return RunSummary.model_validate(json.loads(message))
-            except (ValueError, ValidationError):
-                return None
-    return None
+def _exit_reason(code: int | None) -> str:
+    return EXIT_REASONS.get(code, "WorkerError") if code is not None else "WorkerError"
 
 
-def _exit_code(pod: Body) -> int | None:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        terminated = (status.get("state") or {}).get("terminated")
-        if terminated:
-            return int(terminated.get("exitCode", 0))
-    return None
-
-
-def _last_words(pod: Body) -> str:
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
-        terminated = (status.get("state") or {}).get("terminated") or {}
-        return str(terminated.get("message") or "").strip()[-500:]
-    return ""
-
-
-def outcome_of(job: Body, pods: list[Body]) -> Outcome:
-    finished, succeeded, condition = job_finished(job)
-    if not finished or condition is None:
-        return Outcome(finished=False)
-    completion = (job.get("status") or {}).get("completionTime") or condition.get("lastTransitionTime")
-    if succeeded:
-        summaries = _per_index([p for p in pods if (p.get("status") or {}).get("phase") == "Succeeded"])
-        return Outcome(True, True, "RunSucceeded", "the run completed", completion, summaries)
-    failed = sorted(
-        (p for p in pods if (p.get("status") or {}).get("phase") == "Failed"),
-        key=lambda p: p["metadata"].get("creationTimestamp", ""),
-    )
-    job_reason = condition.get("reason") or "JobFailed"
-    if job_reason == "DeadlineExceeded":
-        return Outcome(True, False, "DeadlineExceeded", str(condition.get("message", "")), completion)
+def finished(job: JobView, pods: Sequence[PodView]) -> Outcome:
+    """The outcome of a run whose Job has finished (``job.finished``)."""
+    if job.succeeded:
+        return Outcome(True, "RunSucceeded", "the run completed", job.completion_time, _per_index(pods))
+    if job.reason == "DeadlineExceeded":
+        return Outcome(False, "DeadlineExceeded", job.message, job.completion_time)
+    failed = sorted((p for p in pods if p.phase == "Failed"), key=lambda p: (p.created, p.name))
     if not failed:
-        return Outcome(True, False, job_reason, str(condition.get("message", "")), completion)
+        return Outcome(False, job.reason or "JobFailed", job.message, job.completion_time)
     last = failed[-1]
     summary = summary_of(last)
-    code = _exit_code(last)
-    reason = summary.reason if summary else EXIT_REASONS.get(code or 0, "WorkerError")
-    detail = summary.message if summary else _last_words(last)
-    if job_reason == "BackoffLimitExceeded":
-        message = f"retries exhausted after {len(failed)} attempt(s); last: {detail}"
+    if summary is not None:
+        reason, detail = summary.reason, summary.message
     else:
-        message = detail or str(condition.get("message", ""))
-    return Outcome(True, False, reason, message, completion)
+        reason = _exit_reason(last.exit_code)
+        detail = f"the worker exited with code {last.exit_code} and left no summary"
+    if job.reason == "BackoffLimitExceeded":
+        detail = f"retries exhausted after {len(failed)} attempt(s); last: {detail}"
+    return Outcome(False, reason, detail[:MESSAGE_LIMIT], job.completion_time)
 
 
-def _per_index(pods: list[Body]) -> list[RunSummary]:
-    """One summary per completion index (an Indexed Job may have retried an index)."""
-    by_index: dict[str, RunSummary] = {}
-    for pod in pods:
-        index = pod["metadata"].get("annotations", {}).get("batch.kubernetes.io/job-completion-index", "0")
+def _per_index(pods: Sequence[PodView]) -> tuple[RunSummary, ...]:
+    """One summary per completion index: an Indexed Job may have retried an index; the newest pod counts."""
+    by_index: dict[int, RunSummary] = {}
+    for pod in sorted((p for p in pods if p.phase == "Succeeded"), key=lambda p: (p.created, p.name)):
         summary = summary_of(pod)
         if summary is not None:
-            by_index[index] = summary
-    return [by_index[i] for i in sorted(by_index, key=int)]
+            by_index[pod.index] = summary
+    return tuple(by_index[i] for i in sorted(by_index))
 
 
-def stuck_reason(pods: list[Body], now: datetime, grace_seconds: int) -> tuple[str, str] | None:
-    """A pod that cannot start by itself (image, configuration, scheduling) for longer than the grace."""
+def stuck(
+    pods: Sequence[PodView], now: datetime, stuck_seconds: int, unschedulable_seconds: int
+) -> tuple[str, str] | None:
+    """(reason, message) of a pod that cannot start by itself and has waited past its grace period."""
     for pod in pods:
-        status = pod.get("status") or {}
-        created = datetime.fromisoformat(pod["metadata"]["creationTimestamp"].replace("Z", "+00:00"))
-        if (now - created).total_seconds() < grace_seconds:
-            continue
-        for container in status.get("containerStatuses") or []:
-            waiting = (container.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in STUCK_REASONS:
-                return waiting["reason"], str(waiting.get("message", ""))
-        for condition in status.get("conditions") or []:
-            if condition.get("type") == "PodScheduled" and condition.get("reason") == "Unschedulable":
-                return "Unschedulable", str(condition.get("message", ""))
+        waited = (now - pod.created).total_seconds()
+        if pod.waiting_reason in STUCK_REASONS and waited >= stuck_seconds:
+            return pod.waiting_reason, f"a worker pod could not start: {pod.waiting_message}"[:MESSAGE_LIMIT]
+        if pod.unschedulable is not None and waited >= unschedulable_seconds:
+            return "Unschedulable", f"a worker pod could not be scheduled: {pod.unschedulable}"[
+                :MESSAGE_LIMIT
+            ]
     return None
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
+def stuck_deadline(
+    pods: Sequence[PodView], stuck_seconds: int, unschedulable_seconds: int
+) -> datetime | None:
+    """When the earliest waiting pod would count as stuck: the time to look again without an event."""
+    moments = [p.created.timestamp() + stuck_seconds for p in pods if p.waiting_reason in STUCK_REASONS] + [
+        p.created.timestamp() + unschedulable_seconds for p in pods if p.unschedulable is not None
+    ]
+    if not moments:
+        return None
+    return datetime.fromtimestamp(min(moments), tz=pods[0].created.tzinfo)

@@ -1,431 +1,322 @@
-"""One reconcile of one resource: observe, plan, and act under the resource's Lease.
+"""One reconcile of one resource: observe (caches, live reads where the cache could mislead), decide (the
+pure ``planning.decide``), and act under the resource's Lease in the one order that keeps runs exactly once:
 
-Order matters for exactly-once: the intended run is recorded in status first, then its Job is created with
-a name derived from the run; a Job that already exists for that run is adopted. A crash at any point leads
-the next reconcile (in this or another instance) to the same Job, never to a second one.
+1. **Status first**, fenced by the resourceVersion the decision was made on: new runs are claimed (id, number,
+   uid, Job name) and outcomes recorded. A replica acting on an old view gets 409 and decides again.
+2. **Then Jobs are created**, only for runs that status claims, each with the run's uid and the operator's
+   finalizer, and only with at least half a Lease left. A run claimed earlier whose Job the cache does not
+   show is created only after live reads confirm that the Job is absent and the run still claimed. A Job
+   found under the run's name is this run's Job if it carries the run's uid (a create whose answer was lost),
+   and never adopted otherwise.
+3. **Then Jobs of recorded runs** lose the finalizer, and those past the history limits are deleted.
+
+Because a Job keeps the finalizer until its run is recorded, a Job that is absent while its run is claimed was
+never created; so a run's Job is created at most once, however replicas crash or race. The one thing the
+Lease adds to that: between a replica's reads and its create, another replica could in principle create,
+finish, record and delete the same Job; it cannot while the first holds the Lease, and a create is sent only
+before the sender's Lease could be taken over. Removing the finalizer by hand voids the guarantee for the
+runs concerned.
 """
 
 from __future__ import annotations
 
 import asyncio
-import copy
 import logging
+import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import cast
+from datetime import UTC, datetime
+from typing import Any
 
-from lightkube import AsyncClient
-from lightkube.core.exceptions import ApiError
-from lightkube.generic_resource import create_namespaced_resource
-from lightkube.models.core_v1 import EventSource, ObjectReference
-from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.batch_v1 import Job
-from lightkube.resources.core_v1 import Event, Pod
-from lightkube.types import CascadeType, PatchType
 from pydantic import ValidationError
 
-from datamanager.api.common import GROUP, VERSION, RunSpecBase
+from datamanager.api.dataaudit import DataAuditSpec
+from datamanager.api.status import ResourceStatus, RunRef
 
 from . import metrics
+from .cluster import AlreadyExistsError, Cluster, ConflictError, RejectedError
+from .informer import Store
 from .jobs import build_job
 from .leases import LeaseKeeper
 from .membership import Membership
-from .model import (
-    ANNOTATION_RUN_NOW,
-    LABEL_RESOURCE_UID,
-    LABEL_RUN_ID,
-    PLURALS,
-    SPECS,
-    Body,
-    Key,
-    as_dict,
-)
-from .outcome import Outcome, job_finished, now_utc, outcome_of, stuck_reason
-from .planning import Observed, ObservedJob, Plan, Trigger, history_to_delete, plan
+from .model import SPECS, Body, Key, Kind
+from .planning import Decision, Limits, Observed, decide
 from .settings import OperatorSettings
-from .status import combine, conditions_for, iso, phase_of, with_transition_times
+from .views import JobView, PodView, ResourceView
 
 log = logging.getLogger(__name__)
-RESOURCES = {
-    kind: create_namespaced_resource(GROUP, VERSION, kind, plural) for kind, plural in PLURALS.items()
-}
-ACTIVE_RECHECK_SECONDS = 15.0
+REFUSALS = 3  # a Job the API server refuses this many times fails its run (JobRejected)
+CONFIRM_EVERY = 30.0  # seconds between live reads that confirm a cached Job blocking a run
 
 
 @dataclass
-class Cache:
-    """The latest bodies seen by the watches, keyed for the reconciler."""
+class Caches:
+    """What the informers hold; the reconciler reads only these and live reads."""
 
-    resources: dict[Key, Body] = field(default_factory=dict)
-    jobs: dict[tuple[str, str], Body] = field(default_factory=dict)  # (namespace, name)
+    resources: dict[Kind, Store[ResourceView]]
+    jobs: Store[JobView] = field(default_factory=lambda: Store(lambda j: str(j.owner) if j.owner else None))
+    pods: Store[PodView] = field(default_factory=lambda: Store(lambda p: f"{p.namespace}/{p.job_name}"))
 
-    def jobs_of(self, namespace: str, uid: str) -> list[Body]:
-        return [
-            job
-            for (ns, _), job in self.jobs.items()
-            if ns == namespace and job["metadata"].get("labels", {}).get(LABEL_RESOURCE_UID) == uid
-        ]
+    def resource(self, key: Key) -> ResourceView | None:
+        return self.resources[key.kind].get(key.namespace, key.name)
 
+    def jobs_of(self, view: ResourceView) -> dict[str, JobView]:
+        return {j.name: j for j in self.jobs.indexed(str(view.key)) if j.resource_uid == view.uid}
 
-def parse_time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    def orphans(self, key: Key, view: ResourceView | None) -> list[JobView]:
+        """Jobs holding the finalizer whose resource is gone, going, or was re-created under its name."""
+        alive = view.uid if view is not None and not view.deleting else None
+        return [j for j in self.jobs.indexed(str(key)) if j.finalized and j.resource_uid != alive]
 
-
-def observed_job(job: Body) -> ObservedJob:
-    finished, succeeded, _ = job_finished(job)
-    meta = job["metadata"]
-    created = parse_time(meta.get("creationTimestamp")) or now_utc()
-    return ObservedJob(
-        meta["name"], meta.get("labels", {}).get(LABEL_RUN_ID, ""), not finished, succeeded, created
-    )
+    def pods_of(self, namespace: str, job: str) -> list[PodView]:
+        return self.pods.indexed(f"{namespace}/{job}")
 
 
-@dataclass
-class Actions:
-    """Side effects a reconcile decided on, applied in a fixed order under the Lease."""
-
-    status: Body
-    create: Body | None = None
-    delete: list[str] = field(default_factory=list)
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
-    finished: Outcome | None = None
+def status_body(status: ResourceStatus) -> Body:
+    return status.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json")
 
 
 class Reconciler:
     def __init__(
         self,
-        client: AsyncClient,
+        cluster: Cluster,
         settings: OperatorSettings,
-        cache: Cache,
+        caches: Caches,
         leases: LeaseKeeper,
         membership: Membership,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        new_uid: Callable[[], str] = lambda: secrets.token_hex(8),
     ) -> None:
-        self.client = client
+        self.cluster = cluster
         self.settings = settings
-        self.cache = cache
+        self.caches = caches
         self.leases = leases
         self.membership = membership
+        self.clock = clock
+        self.new_uid = new_uid
+        self.limits = Limits(
+            settings.stuck_pod_seconds, settings.unschedulable_seconds, settings.dataset_status_limit
+        )
+        self._refusals: dict[tuple[Key, str], tuple[int, str]] = {}  # (key, run uid) -> (times, message)
+        self._confirmed: dict[tuple[str, str], float] = {}  # (namespace, Job) -> monotonic time of the read
         self._background: set[asyncio.Task[None]] = set()
+
+    def forget(self, key: Key) -> None:
+        """Drops what this replica keeps about ``key`` (deleted, or now another replica's)."""
+        self.leases.forget(key)
+        for ref in [r for r in self._refusals if r[0] == key]:
+            del self._refusals[ref]
 
     async def reconcile(self, key: Key) -> float | None:
         """Returns seconds until this resource needs another look, or None when only events matter."""
-        body = self.cache.resources.get(key)
-        if body is None:
-            self.leases.forget(key)
+        view = self.caches.resource(key)
+        orphans = self.caches.orphans(key, view)
+        if orphans and self.membership.mine(orphans[0].resource_uid):
+            for job in orphans:  # their runs no longer matter: let the garbage collector have them
+                await self.cluster.release_job(job.namespace, job.name)
+        if view is None or view.deleting or not self.membership.mine(view.uid):
+            self.forget(key)
             return None
-        meta = body["metadata"]
-        if meta.get("deletionTimestamp") or not self.membership.mine(meta["uid"]):
-            return None
-        status: Body = copy.deepcopy(body.get("status") or {})
+        decision = self._decide(view)
+        if decision.confirm and await self._confirm(view, decision.confirm):
+            decision = self._decide(view)
+        old = ResourceStatus.model_validate(view.status)
+        changed = _comparable(decision.status) != _comparable(old)
+        if not (changed or decision.create or decision.release or decision.delete):
+            return self._next_look(decision)
+        need = self.settings.lease_seconds / 2 if decision.create else 1.0
+        if not await self.leases.acquire(key, need):
+            metrics.LEASE_CONFLICTS.inc()
+            return self.leases.retry_in(key)
+        if changed:
+            written = await self._write_status(view, decision.status)
+            if written is None:
+                return 0.0  # changed since it was read: decide again on the fresh object
+            view = written
+            self._committed(view, decision)
+        for run in decision.create:
+            if not await self._create(view, run, fresh=run in decision.claimed):
+                break
+        for name in decision.delete:
+            await self.cluster.delete_job(view.namespace, name)
+        for name in decision.release:
+            await self.cluster.release_job(view.namespace, name)
+        return self._next_look(decision)
+
+    # ------------------------------------------------------------ observing and deciding
+
+    def _decide(self, view: ResourceView) -> Decision:
+        spec_type = SPECS[view.kind]
         try:
-            spec: RunSpecBase = SPECS[key.kind].model_validate(body.get("spec") or {})
+            spec = spec_type.model_validate(view.spec)
+            invalid = None
         except ValidationError as exc:
-            return await self._invalid(key, body, status, exc)
-        now = now_utc()
-        jobs = self.cache.jobs_of(key.namespace, meta["uid"])
-        actions = Actions(status=status)
-        await self._follow_active_run(key, spec, jobs, actions, now)
+            spec, invalid = None, _problems(exc)
+        thresholds = spec.thresholds if isinstance(spec, DataAuditSpec) else None
+        if thresholds is None and view.kind == "DataAudit":
+            thresholds = DataAuditSpec.model_fields["thresholds"].get_default(call_default_factory=True)
+        jobs = self.caches.jobs_of(view)
         seen = Observed(
-            generation=int(meta.get("generation", 1)),
-            observed_generation=status.get("observedGeneration"),
-            created=parse_time(meta.get("creationTimestamp")) or now,
-            run_now=(meta.get("annotations") or {}).get(ANNOTATION_RUN_NOW),
-            handled_trigger=status.get("handledTrigger"),
-            last_schedule_time=parse_time(status.get("lastScheduleTime")),
-            jobs=tuple(observed_job(j) for j in jobs if j["metadata"]["name"] not in actions.delete),
+            name=view.name,
+            uid=view.uid,
+            generation=view.generation,
+            created=view.created,
+            run_now=view.run_now,
+            spec=spec,
+            invalid=invalid,
+            thresholds=thresholds,
+            status=ResourceStatus.model_validate(view.status),
+            jobs=jobs,
+            pods={name: self.caches.pods_of(view.namespace, name) for name in jobs},
+            rejected={
+                uid: message
+                for (key, uid), (n, message) in self._refusals.items()
+                if key == view.key and n >= REFUSALS
+            },
+            image_problem=self.settings.image_problem(spec.job.image) if spec else None,
         )
-        decided = plan(spec, seen, now)
-        self._apply_plan(key, body, spec, decided, actions, now, seen)
-        actions.delete += history_to_delete(
-            [observed_job(j) for j in jobs if j["metadata"]["name"] not in actions.delete],
-            spec.successful_runs_history_limit,
-            spec.failed_runs_history_limit,
-        )
-        self._finish_status(body, spec, actions.status)
-        changed = _without_holder(actions.status) != _without_holder(body.get("status") or {})
-        if changed or actions.create or actions.delete:
-            actions.status["leaseHolder"] = self.settings.instance_id
-            if not await self.leases.acquire(key, owner=body):
-                metrics.LEASE_CONFLICTS.inc()
-                return float(self.settings.lease_seconds)
-            await self._execute(key, body, actions)
-            if decided.start is not None:
-                metrics.RUNS_STARTED.labels(key.kind, decided.start.kind).inc()
-                started = decided.start.scheduled_time or self._trigger_time(body, decided.start)
-                metrics.TRIGGER_TO_JOB.labels(key.kind).observe(
-                    max((now_utc() - started).total_seconds(), 0.0)
-                )
-        if actions.status.get("activeRun"):
-            return ACTIVE_RECHECK_SECONDS
-        if decided.next_run is not None:
-            return max((decided.next_run - now_utc()).total_seconds(), 0.5)
-        return None
+        return decide(seen, self.clock(), self.limits, self.new_uid)
 
-    # ------------------------------------------------------------ observing
-
-    async def _follow_active_run(
-        self, key: Key, spec: RunSpecBase, jobs: list[Body], actions: Actions, now: datetime
-    ) -> None:
-        active = actions.status.get("activeRun")
-        if not active:
-            return
-        job = next((j for j in jobs if j["metadata"]["name"] == active["jobName"]), None)
-        if job is None:
-            # recorded but not created yet (an instance stopped in between): create it now, same name
-            actions.create = build_job(self.cache.resources[key], spec, _trigger_of(active), self.settings)
-            return
-        finished, _, _ = job_finished(job)
-        created = parse_time(job["metadata"].get("creationTimestamp")) or now
-        if not finished and (now - created).total_seconds() < self.settings.stuck_pod_seconds:
-            return  # too young to be stuck: no need to look at its pods yet
-        pods = await self._pods_of(key.namespace, active["jobName"])
-        outcome = outcome_of(job, pods)
-        if not outcome.finished:
-            stuck = stuck_reason(pods, now, self.settings.stuck_pod_seconds)
-            if stuck is None:
-                return
-            actions.delete.append(active["jobName"])
-            outcome = Outcome(True, False, stuck[0], f"a worker pod could not start: {stuck[1]}", iso(now))
-        self._record_outcome(key, spec, active, outcome, actions)
-
-    async def _pods_of(self, namespace: str, job_name: str) -> list[Body]:
-        pods = self.client.list(Pod, namespace=namespace, labels={"batch.kubernetes.io/job-name": job_name})
-        return [as_dict(pod) async for pod in pods]
-
-    def _record_outcome(
-        self, key: Key, spec: RunSpecBase, active: Body, outcome: Outcome, actions: Actions
-    ) -> None:
-        status = actions.status
-        last = {
-            **active,
-            "completionTime": outcome.completion_time,
-            "outcome": "Succeeded" if outcome.succeeded else "Failed",
-            "reason": outcome.reason,
-            "message": outcome.message[:1000],
-        }
-        status["lastRun"] = last
-        status["activeRun"] = None
-        if outcome.succeeded:
-            status.update(combine(outcome.summaries, spec, self.settings.dataset_status_limit))
-            actions.events.append(
-                ("Normal", "RunSucceeded", f"run {active['id']} succeeded ({active['jobName']})")
-            )
-        else:
-            actions.events.append(
-                (
-                    "Warning",
-                    "RunFailed",
-                    f"run {active['id']} failed: {outcome.reason}: {outcome.message[:300]}",
-                )
-            )
-        actions.finished = outcome
-
-    # ------------------------------------------------------------ deciding
-
-    def _apply_plan(
-        self,
-        key: Key,
-        body: Body,
-        spec: RunSpecBase,
-        decided: Plan,
-        actions: Actions,
-        now: datetime,
-        seen: Observed,
-    ) -> None:
-        status = actions.status
-        if decided.last_schedule_time is not None:
-            status["lastScheduleTime"] = iso(decided.last_schedule_time)
-        status["nextRunTime"] = iso(decided.next_run) if decided.next_run and not spec.suspend else None
-        if decided.missed:
-            status["missedRuns"] = int(status.get("missedRuns") or 0) + decided.missed
-            metrics.MISSED_RUNS.labels(key.kind).inc(decided.missed)
-            actions.events.append(
-                (
-                    "Warning",
-                    "MissedSchedule",
-                    f"{decided.missed} scheduled run(s) missed their starting deadline "
-                    f"({spec.starting_deadline_seconds}s); not replayed",
-                )
-            )
-        if decided.skipped_slot is not None:
-            actions.events.append(
-                (
-                    "Normal",
-                    "RunSkipped",
-                    f"slot {iso(decided.skipped_slot)} skipped: a run is "
-                    "still active and concurrencyPolicy is Forbid",
-                )
-            )
-        if decided.handled_trigger is not None:
-            status["handledTrigger"] = decided.handled_trigger
-        if decided.observe_generation:
-            status["observedGeneration"] = seen.generation
-        actions.delete += decided.delete_active
-        trigger = decided.start
-        if trigger is None:
-            return
-        job = build_job(body, spec, trigger, self.settings)
-        status["activeRun"] = {
-            "id": trigger.run_id,
-            "jobName": job["metadata"]["name"],
-            "trigger": trigger.kind,
-            "scheduledTime": iso(trigger.scheduled_time) if trigger.scheduled_time else None,
-            "startTime": iso(now),
-            "outcome": "Running",
-        }
-        if trigger.kind in ("Created", "SpecChanged"):
-            status["observedGeneration"] = seen.generation
-        status.setdefault("observedGeneration", seen.generation)
-        actions.create = job
-        actions.events.append(
-            (
-                "Normal",
-                "RunStarted",
-                f"run {trigger.run_id} ({trigger.kind}) -> Job {job['metadata']['name']}",
-            )
-        )
-
-    def _finish_status(self, body: Body, spec: RunSpecBase, status: Body) -> None:
-        if status.get("activeRun") is None:
-            status.pop("activeRun", None)
-        status["leaseHolder"] = (
-            self.settings.instance_id
-            if (status.get("activeRun") or status != (body.get("status") or {}))
-            else status.get("leaseHolder")
-        )
-        status["phase"] = phase_of(status, spec.suspend)
-        generation = int(status.get("observedGeneration") or body["metadata"].get("generation", 1))
-        old = (body.get("status") or {}).get("conditions") or []
-        conditions = conditions_for(status, spec, generation, None)
-        status["conditions"] = with_transition_times(conditions, old, iso(now_utc()))
-        for name in [k for k, v in status.items() if v is None]:
-            del status[name]
+    async def _confirm(self, view: ResourceView, names: list[str]) -> bool:
+        """Reads the named Jobs and their pods live (at most every CONFIRM_EVERY seconds per Job) into the
+        caches: a watch that missed a change must not block a run or fail one. True when anything was read."""
+        now = time.monotonic()
+        self._confirmed = {ref: t for ref, t in self._confirmed.items() if now - t < CONFIRM_EVERY}
+        read = False
+        for name in dict.fromkeys(names):
+            ref = (view.namespace, name)
+            if now - self._confirmed.get(ref, -CONFIRM_EVERY) < CONFIRM_EVERY:
+                continue
+            self._confirmed[ref] = now
+            read = True
+            job = await self.cluster.get_job(view.namespace, name)
+            if job is None:
+                self.caches.jobs.remove(view.namespace, name)
+            else:
+                self.caches.jobs.apply(JobView.of(job))
+            for pod in await self.cluster.list_pods(view.namespace, name):
+                self.caches.pods.apply(PodView.of(pod))
+        return read
 
     # ------------------------------------------------------------ acting
 
-    async def _execute(self, key: Key, body: Body, actions: Actions) -> None:
-        for name in actions.delete:
-            try:
-                await self.client.delete(Job, name, namespace=key.namespace, cascade=CascadeType.BACKGROUND)
-            except ApiError as exc:
-                if exc.status.code != 404:
-                    raise
-            self.cache.jobs.pop((key.namespace, name), None)
-        await self._write_status(key, body, actions.status)
-        if actions.create is not None:
-            await self._create_job(key, actions.create)
-        if actions.finished is not None:
-            self._finished_metrics(key, body, actions)
-        for kind, reason, message in actions.events:
-            task = asyncio.create_task(self._event(key, body, kind, reason, message))
-            self._background.add(task)  # events are best effort: they never delay the next reconcile
-            task.add_done_callback(self._background.discard)
-
-    async def _write_status(self, key: Key, body: Body, status: Body) -> None:
-        old = body.get("status") or {}
-        if status == old:
-            return
-        patch = {**{k: None for k in old if k not in status}, **status}
-        resource = RESOURCES[key.kind]
-        updated = await self.client.patch(
-            resource.Status, key.name, {"status": patch}, namespace=key.namespace, patch_type=PatchType.MERGE
-        )
-        fresh = as_dict(updated)
-        fresh.setdefault("kind", key.kind)
-        current = self.cache.resources.get(key)
-        if current is None or _version(fresh) >= _version(current):
-            self.cache.resources[key] = fresh
-
-    async def _create_job(self, key: Key, manifest: Body) -> None:
-        name = manifest["metadata"]["name"]
+    async def _write_status(self, view: ResourceView, status: ResourceStatus) -> ResourceView | None:
+        body = status_body(status.model_copy(update={"lease_holder": self.settings.instance_id}))
+        patch = {**{k: None for k in view.status if k not in body}, **body}
         try:
-            created = await self.client.create(cast(Job, Job.from_dict(manifest)))
-            self.cache.jobs[(key.namespace, name)] = as_dict(created)
-        except ApiError as exc:
-            if exc.status.code != 409:
-                raise
-            # the Job of this run exists already (another instance, or before a restart): adopt it
-            log.debug("adopting existing Job %s/%s", key.namespace, name)
+            written = await self.cluster.patch_status(view.key, patch, view.resource_version)
+        except ConflictError:
+            metrics.STATUS_CONFLICTS.inc()
+            fresh = await self.cluster.get_resource(view.key)
+            if fresh is not None:
+                self.caches.resources[view.kind].apply(ResourceView.of(view.kind, fresh))
+            return None
+        fresh_view = ResourceView.of(view.kind, written)
+        self.caches.resources[view.kind].apply(fresh_view)
+        return fresh_view
 
-    def _finished_metrics(self, key: Key, body: Body, actions: Actions) -> None:
-        outcome = actions.finished
-        assert outcome is not None
-        status = actions.status
-        last = status.get("lastRun") or {}
-        metrics.RUNS.labels(key.kind, last.get("outcome", "Failed"), outcome.reason).inc()
-        started, ended = parse_time(last.get("startTime")), parse_time(outcome.completion_time)
-        if started and ended:
-            metrics.RUN_DURATION.labels(key.kind).observe(max((ended - started).total_seconds(), 0.0))
-        if outcome.succeeded and ended:
-            metrics.LAST_SUCCESS.labels(key.kind, key.namespace, key.name).set(ended.timestamp())
-            if status.get("healthScore") is not None:
-                metrics.HEALTH_SCORE.labels(key.namespace, key.name).set(float(status["healthScore"]))
+    async def _create(self, view: ResourceView, run: RunRef, fresh: bool) -> bool:
+        """Creates ``run``'s Job; False when this replica must stop acting (too little Lease left).
 
-    async def _event(self, key: Key, body: Body, kind: str, reason: str, message: str) -> None:
-        meta = body["metadata"]
-        now = now_utc()
-        event = Event(
-            metadata=ObjectMeta(generateName=f"{key.name}.", namespace=key.namespace),
-            involvedObject=ObjectReference(
-                apiVersion=f"{GROUP}/{VERSION}",
-                kind=key.kind,
-                name=key.name,
-                namespace=key.namespace,
-                uid=meta["uid"],
-                resourceVersion=meta.get("resourceVersion"),
-            ),
-            reason=reason,
-            message=message[:1024],
-            type=kind,
-            count=1,
-            firstTimestamp=now,
-            lastTimestamp=now,
-            source=EventSource(component="datamanager-operator"),
-            reportingComponent="datamanager-operator",
-            reportingInstance=self.settings.instance_id,
-        )
+        Between the reads that say the Job is missing and the create, another replica could in principle
+        create, finish, record and delete that Job; it cannot while this replica holds the Lease, so the
+        create is sent only before this replica's Lease could be taken over (with a quarter of it to spare).
+        """
+        need = self.settings.lease_seconds / 2
+        if self.leases.remaining(view.key) < need and not await self.leases.acquire(view.key, need):
+            return False
+        deadline = self.leases.expiry(view.key) - self.settings.lease_seconds / 4
+        if not fresh and not await self._still_missing(view, run):
+            return True
+        spec = SPECS[view.kind].model_validate(view.spec)
+        manifest = build_job(view.kind, _meta(view), spec, run, self.settings)
         try:
-            await self.client.create(event)
-        except ApiError as exc:  # events are best effort
-            log.debug("event %s for %s not recorded: %s", reason, key, exc.status.message)
-
-    async def _invalid(self, key: Key, body: Body, status: Body, exc: ValidationError) -> float | None:
-        """A spec the API server accepted but the models reject (e.g. an impossible cron date)."""
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
-        generation = int(body["metadata"].get("generation", 1))
-        status["observedGeneration"] = generation
-        status["phase"] = "Failed"
-        status["conditions"] = with_transition_times(
-            conditions_for(status, None, generation, f"invalid spec: {problems}"),
-            (body.get("status") or {}).get("conditions") or [],
-            iso(now_utc()),
+            created = await self.cluster.create_job(manifest, deadline)
+        except AlreadyExistsError:
+            existing = await self.cluster.get_job(view.namespace, run.job_name)
+            if existing is not None:  # ours when it carries the run's uid; the next decision sees which
+                self.caches.jobs.apply(JobView.of(existing))
+            return True
+        except RejectedError as exc:
+            count = self._refusals.get((view.key, run.uid), (0, ""))[0] + 1
+            self._refusals[(view.key, run.uid)] = (
+                count,
+                f"the API server refused Job {run.job_name}: {exc.message}",
+            )
+            metrics.JOB_REFUSALS.labels(view.kind).inc()
+            raise
+        self._refusals.pop((view.key, run.uid), None)
+        self.caches.jobs.apply(JobView.of(created))
+        metrics.TRIGGER_TO_JOB.labels(view.kind).observe(
+            max((self.clock() - _trigger_time(view, run)).total_seconds(), 0.0)
         )
-        if status != (body.get("status") or {}) and await self.leases.acquire(key, owner=body):
-            await self._write_status(key, body, status)
-        return None
+        return True
 
-    @staticmethod
-    def _trigger_time(body: Body, trigger: Trigger) -> datetime:
-        meta = body["metadata"]
-        if trigger.kind == "Created":
-            return parse_time(meta.get("creationTimestamp")) or now_utc()
-        fields = meta.get("managedFields") or []
-        times = [
-            parse_time(f.get("time")) for f in fields if f.get("time") and f.get("subresource") != "status"
-        ]
-        return max((t for t in times if t), default=now_utc())
+    async def _still_missing(self, view: ResourceView, run: RunRef) -> bool:
+        """A claimed run's Job the cache does not show: created only if a live read finds no Job, and then a
+        live read of the resource still finds the run claimed (in that order: see the module docstring)."""
+        job = await self.cluster.get_job(view.namespace, run.job_name)
+        if job is not None:
+            self.caches.jobs.apply(JobView.of(job))
+            return False
+        body = await self.cluster.get_resource(view.key)
+        if body is None:
+            return False
+        fresh = ResourceView.of(view.kind, body)
+        self.caches.resources[view.kind].apply(fresh)
+        claimed = ResourceStatus.model_validate(fresh.status).active_runs
+        return fresh.uid == view.uid and any(r.uid == run.uid and r.number == run.number for r in claimed)
+
+    def _emit(self, view: ResourceView, kind: str, reason: str, message: str) -> None:
+        task = asyncio.create_task(self.cluster.record_event(view.key, view.uid, kind, reason, message))
+        self._background.add(task)  # events are best effort: they never delay the next reconcile
+        task.add_done_callback(self._background.discard)
+
+    # ------------------------------------------------------------ metrics and timing
+
+    def _committed(self, view: ResourceView, decision: Decision) -> None:
+        """Events and metrics of what the status write made true (once: a failed write emits nothing)."""
+        for event in decision.events:
+            self._emit(view, event.type, event.reason, event.message)
+        for run in decision.claimed:
+            metrics.RUNS_STARTED.labels(view.kind, run.trigger).inc()
+        for run, outcome in decision.ended:
+            self._refusals.pop((view.key, run.uid), None)
+            metrics.RUNS.labels(view.kind, outcome.outcome, outcome.reason).inc()
+            started, ended = _time(run.start_time), _time(run.completion_time)
+            if started and ended:
+                metrics.RUN_DURATION.labels(view.kind).observe(max((ended - started).total_seconds(), 0.0))
+        if decision.missed:
+            metrics.MISSED_RUNS.labels(view.kind).inc(decision.missed)
+
+    def _next_look(self, decision: Decision) -> float | None:
+        if decision.recheck_at is None:
+            return None
+        return max((decision.recheck_at - self.clock()).total_seconds(), 0.5)
 
 
-def _trigger_of(active: Body) -> Trigger:
-    return Trigger(active["id"], active["trigger"], parse_time(active.get("scheduledTime")))
+def _comparable(status: ResourceStatus) -> Body:
+    return status_body(status.model_copy(update={"lease_holder": None}))
 
 
-def _without_holder(status: Body) -> Body:
-    return {k: v for k, v in status.items() if k != "leaseHolder"}
+def _problems(exc: ValidationError) -> str:
+    found = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors()[:5])
+    return f"invalid spec: {found}"
 
 
-def _version(body: Body) -> int:
-    try:
-        return int(body["metadata"].get("resourceVersion", "0"))
-    except ValueError:
-        return 0
+def _meta(view: ResourceView) -> dict[str, Any]:
+    return {"name": view.name, "namespace": view.namespace, "uid": view.uid}
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+
+
+def _trigger_time(view: ResourceView, run: RunRef) -> datetime:
+    """When the trigger happened: the slot, the creation, or the user's last change (edit or annotation)."""
+    if run.scheduled_time:
+        return _time(run.scheduled_time) or view.created
+    if run.trigger == "Created":
+        return view.created
+    return view.changed or view.created

@@ -41,7 +41,17 @@ class WorkQueue(Generic[K]):
             if current.when() <= when:
                 return
             current.cancel()
-        self._timers[key] = loop.call_at(when, self.add, key)
+        self._timers[key] = loop.call_at(when, self._due, key)
+
+    def _due(self, key: K) -> None:
+        self._timers.pop(key, None)
+        self.add(key)
+
+    def forget(self, key: K) -> None:
+        """Drops a pending delayed add of ``key`` (its object is gone)."""
+        timer = self._timers.pop(key, None)
+        if timer:
+            timer.cancel()
 
     async def get(self) -> K:
         key = await self._queue.get()

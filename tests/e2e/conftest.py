@@ -92,6 +92,11 @@ def operator_release(kube: Client, crds: None, rig_env: dict[str, str]) -> Itera
         "operator.stuckPodSeconds=20",
         "--set",
         "operator.leaseSeconds=10",
+        "--set",
+        "operator.unschedulableSeconds=20",
+        # images the process node never pulls, or pulls slowly (its conventions: see docs/rig.md)
+        "--set",
+        "operator.allowedImages={unpullable.invalid/*,slowpull.invalid/*}",
     )
     yield RELEASE_NAMESPACE
     run_tool(rig_env, "helm", "uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")

@@ -40,7 +40,7 @@ def condition(status: Obj, kind: str) -> Obj | None:
 def finished(kube: Client, res: Any, name: str, namespace: str) -> Obj | None:
     status = status_of(kube, res, name, namespace)
     last = status.get("lastRun") or {}
-    return status if last.get("outcome") in ("Succeeded", "Failed") and not status.get("activeRun") else None
+    return status if last.get("outcome") in ("Succeeded", "Failed") and not status.get("activeRuns") else None
 
 
 def jobs_of(kube: Client, namespace: str, name: str) -> list[Job]:
@@ -202,7 +202,7 @@ def test_a_pod_that_cannot_pull_its_image_fails_the_run(
     )
     kube.create(DataAudit.from_dict(manifest), namespace=namespace)
     wait_for(
-        lambda: status_of(kube, DataAudit, "noimage", namespace).get("activeRun"), 60, "the run to start"
+        lambda: status_of(kube, DataAudit, "noimage", namespace).get("activeRuns"), 60, "the run to start"
     )
     assert (
         argocd_health(as_dict(kube.get(DataAudit, "noimage", namespace=namespace)))["status"] == "Progressing"

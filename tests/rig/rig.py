@@ -121,6 +121,8 @@ class Rig:
     prefix: int
     ports: dict[str, int] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)
+    commands: dict[str, list[str]] = field(default_factory=dict)  # for `restart`
+    envs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def log(self, name: str) -> Path:
         return self.state / "logs" / f"{name}.log"
@@ -128,17 +130,8 @@ class Rig:
     def start(self, component: Component) -> None:
         if component.prepare:
             component.prepare()
-        log = self.log(component.name).open("ab")
-        proc = subprocess.Popen(
-            component.argv,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            cwd=self.state,
-            env={**os.environ, **component.env},
-            start_new_session=True,  # its own process group, so `down` can stop it and its children
-        )
-        self.pids[component.name] = proc.pid
+        self.commands[component.name], self.envs[component.name] = component.argv, component.env
+        proc = self.spawn(component.name)
         self.save_pids()
         deadline = time.monotonic() + READY_TIMEOUT
         while time.monotonic() < deadline:
@@ -159,10 +152,29 @@ class Rig:
             time.sleep(0.25)
         raise RigError(f"{component.name} was not ready within {READY_TIMEOUT:.0f}s")
 
-    def save_pids(self) -> None:
-        PIDS_FILE.write_text(
-            json.dumps({"state": str(self.state), "bridge": self.bridge, "pids": self.pids}, indent=2)
+    def spawn(self, name: str) -> subprocess.Popen[bytes]:
+        log = self.log(name).open("ab")
+        proc = subprocess.Popen(
+            self.commands[name],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=self.state,
+            env={**os.environ, **self.envs[name]},
+            start_new_session=True,  # its own process group, so `down` can stop it and its children
         )
+        self.pids[name] = proc.pid
+        return proc
+
+    def save_pids(self) -> None:
+        record = {
+            "state": str(self.state),
+            "bridge": self.bridge,
+            "pids": self.pids,
+            "commands": self.commands,
+            "envs": self.envs,
+        }
+        PIDS_FILE.write_text(json.dumps(record, indent=2))
 
     def tail(self, name: str, lines: int = 40) -> str:
         path = self.log(name)
@@ -652,6 +664,32 @@ def down() -> int:
     return 0
 
 
+def restart(name: str) -> int:
+    """Stops one component and starts it again with the same command (tests: an API server restart)."""
+    if not PIDS_FILE.exists():
+        print("rig: not running", file=sys.stderr)
+        return 1
+    recorded = json.loads(PIDS_FILE.read_text())
+    if name not in recorded.get("commands", {}):
+        print(
+            f"rig: no component {name!r}; there are {', '.join(recorded.get('commands', {}))}",
+            file=sys.stderr,
+        )
+        return 2
+    rig = Rig(Path(recorded["state"]), recorded["bridge"], "", 0, pids=recorded["pids"])
+    rig.commands, rig.envs = recorded["commands"], recorded["envs"]
+    stop_group(name, recorded["pids"][name])
+    for _ in range(30):  # the old process may hold its port for a moment after it is gone
+        proc = rig.spawn(name)
+        time.sleep(3)
+        if proc.poll() is None:
+            rig.save_pids()
+            print(f"rig: {name} restarted (pid {rig.pids[name]})")
+            return 0
+    print(f"rig: {name} did not start again: see {rig.log(name)}", file=sys.stderr)
+    return 1
+
+
 def stop_group(name: str, pid: int, grace: float = 15.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
@@ -673,7 +711,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "down", "status"])
+    parser.add_argument("command", choices=["up", "down", "status", "restart"])
+    parser.add_argument("component", nargs="?", help="restart: the component (e.g. kube-apiserver)")
     parser.add_argument(
         "--services-only", action="store_true", help="start MariaDB, FerretDB and NATS but no control plane"
     )
@@ -682,6 +721,8 @@ def main() -> int:
         return up(with_cluster=not args.services_only)
     if args.command == "down":
         return down()
+    if args.command == "restart":
+        return restart(args.component or "")
     current = running()
     print(f"rig: running (state {current['state']})" if current else "rig: not running")
     return 0 if current else 1

@@ -9,6 +9,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import httpx2
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.coordination_v1 import Lease
@@ -107,6 +108,8 @@ class ProcessNode:
                 await self.client.patch(Node.Status, self.name, {"status": self.node_status()})
             except ApiError as exc:
                 log.warning("heartbeat failed: %s", exc.status.message)
+            except httpx2.TransportError as exc:  # the API server is restarting: a kubelet keeps trying
+                log.warning("heartbeat failed: %r", exc)
             await asyncio.sleep(RENEW_EVERY)
 
     async def _renew_lease(self) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 from lightkube import AsyncClient
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Pod
@@ -23,6 +24,10 @@ Obj = dict[str, Any]
 log = logging.getLogger("procnode.pod")
 # Images under this registry never pull: lets tests see ErrImagePull/ImagePullBackOff for real.
 UNPULLABLE_REGISTRY = "unpullable.invalid/"
+# slowpull.invalid/<seconds>/...: the "pull" takes that long (ContainerCreating), then the pod runs as usual,
+# so tests can hold a run active for as long as they need
+SLOW_REGISTRY = "slowpull.invalid/"
+REPORT_ATTEMPTS = 120  # a status update is retried for two minutes while the API server is unreachable
 
 
 @dataclass
@@ -106,6 +111,15 @@ class PodWorker:
                 }
                 await self.report()
                 await self.deleting.wait()
+                return
+        pulls = [_pull_seconds(str(spec.get("image", ""))) for spec in self.pod["spec"]["containers"]]
+        if max(pulls) > 0:
+            for spec in self.pod["spec"]["containers"]:
+                self.states[spec["name"]] = {"waiting": {"reason": "ContainerCreating"}}
+            await self.report()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.deleting.wait(), max(pulls))
+            if self.deleting.is_set():
                 return
         self.net = await self.ctx.network.create(self.uid)
         envs = await self._materialize()
@@ -282,7 +296,16 @@ class PodWorker:
         if comparable == self._reported:
             return
         try:
-            await self.ctx.client.patch(Pod.Status, self.name, {"status": status}, namespace=self.namespace)
+            for attempt in range(REPORT_ATTEMPTS):  # through an API server restart, as a kubelet does
+                try:
+                    await self.ctx.client.patch(
+                        Pod.Status, self.name, {"status": status}, namespace=self.namespace
+                    )
+                    break
+                except httpx2.TransportError:
+                    if attempt == REPORT_ATTEMPTS - 1:
+                        raise
+                    await asyncio.sleep(1)
             self._reported = comparable
         except ApiError as exc:
             if exc.status.code != 404:
@@ -333,3 +356,10 @@ def terminated(exited: Exited) -> Obj:
     if exited.message:
         result["message"] = exited.message
     return result
+
+
+def _pull_seconds(image: str) -> float:
+    if not image.startswith(SLOW_REGISTRY):
+        return 0.0
+    seconds = image.removeprefix(SLOW_REGISTRY).split("/", 1)[0]
+    return float(seconds) if seconds.replace(".", "", 1).isdigit() else 0.0

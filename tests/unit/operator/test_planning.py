@@ -1,119 +1,419 @@
-"""When runs start, are skipped or are missed: the pure planning function, without a cluster."""
+"""The pure decision (planning.decide): what starts, what ends and how, what is recorded before anything
+happens to a Job. Each test is one situation the reconciler can observe."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from datamanager.api.common import ConcurrencyPolicy, ScheduleSpec
-from datamanager_operator.planning import Observed, ObservedJob, history_to_delete, manual_run_id, plan
+import pytest
 
-T0 = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+from datamanager.api.status import ResourceStatus
+from datamanager_operator.model import job_name
+from datamanager_operator.planning import history_to_delete
+from tests.unit.operator.observed import (
+    NAME,
+    T0,
+    UID,
+    audit_spec,
+    conditions,
+    decided,
+    job_of,
+    observed,
+    pod,
+    run,
+    summary,
+)
+
+NOW = T0 + timedelta(seconds=1)
 
 
-def seen(**changes: object) -> Observed:
-    base = {
-        "generation": 1,
-        "observed_generation": 1,
-        "created": T0,
-        "run_now": None,
-        "handled_trigger": None,
-        "last_schedule_time": None,
-        "jobs": (),
+def active(*runs: object, **fields: object) -> ResourceStatus:
+    return ResourceStatus.model_validate(
+        {"observedGeneration": 1, "activeRuns": [r.model_dump(by_alias=True) for r in runs], **fields}  # type: ignore[attr-defined]
+    )
+
+
+# ---------------------------------------------------------------- starting runs
+
+
+def test_a_new_resource_claims_run_g1_before_any_job_exists() -> None:
+    decision = decided(observed())
+    (claimed,) = decision.claimed
+    assert (claimed.id, claimed.number, claimed.uid, claimed.trigger) == ("g1", 1, "new1", "Created")
+    assert claimed.job_name == job_name(NAME, UID, "g1")
+    assert (claimed.generation, claimed.outcome, claimed.start_time) == (1, "Running", "2026-11-28T12:00:01Z")
+    assert decision.create == [claimed]
+    assert decision.status.active_runs == [claimed]
+    assert decision.status.observed_generation == 1
+    assert decision.status.phase == "Running"
+    assert [e.reason for e in decision.events] == ["RunStarted"]
+    assert conditions(decision) == {
+        "Ready": ("True", "AwaitingFirstRun", 1),
+        "Running": ("True", "RunInProgress", 1),
+        "Succeeded": ("Unknown", "RunInProgress", 1),
+        "Failed": ("Unknown", "RunInProgress", 1),
+        "Healthy": ("Unknown", "NoScoreYet", 1),
     }
-    base.update(changes)
-    return Observed(**base)  # type: ignore[arg-type]
+    assert not decision.release
+    assert not decision.delete
 
 
-def active_job(run_id: str = "g1") -> ObservedJob:
-    return ObservedJob(f"x-{run_id}", run_id, active=True, succeeded=False, created=T0)
+def test_nothing_changes_for_a_resource_whose_run_is_still_going() -> None:
+    g1 = run()
+    seen = observed(status=active(g1), jobs=[job_of(g1)], pods=[pod(g1.job_name)])
+    decision = decided(seen)
+    assert (decision.create, decision.claimed, decision.ended) == ([], [], [])
+    assert (decision.release, decision.delete) == ([], [])
+    assert decision.status.active_runs == [g1]
+    assert not decision.events
 
 
-def test_a_new_resource_runs_once_as_created() -> None:
-    start = plan(ScheduleSpec(), seen(observed_generation=None), T0).start
-    assert start is not None
-    assert (start.run_id, start.kind) == ("g1", "Created")
-    assert plan(ScheduleSpec(), seen(), T0).start is None
+def test_a_claimed_run_whose_job_is_not_seen_is_created_not_claimed_again() -> None:
+    g1 = run()
+    decision = decided(observed(status=active(g1)))
+    assert decision.create == [g1]
+    assert decision.claimed == []  # the reconciler confirms the absence by live reads before creating
+    assert decision.status.active_runs == [g1]
 
 
-def test_a_spec_change_runs_under_the_new_generation() -> None:
-    start = plan(ScheduleSpec(), seen(generation=3, observed_generation=2), T0).start
-    assert start is not None
-    assert (start.run_id, start.kind) == ("g3", "SpecChanged")
-
-
-def test_cron_slot_runs_within_the_starting_deadline_with_a_deterministic_id() -> None:
-    spec = ScheduleSpec(schedule="*/15 * * * *")
-    decided = plan(spec, seen(), T0 + timedelta(minutes=15, seconds=3))
-    assert decided.start is not None
-    assert decided.start.run_id == "s202611281215"
-    assert decided.next_run == T0 + timedelta(minutes=30)
-    assert decided.missed == 0
-
-
-def test_slots_past_the_deadline_are_reported_not_replayed() -> None:
-    spec = ScheduleSpec(schedule="*/15 * * * *", starting_deadline_seconds=60)
-    decided = plan(spec, seen(), T0 + timedelta(hours=1, minutes=5))
-    assert decided.start is None
-    assert decided.missed == 4
-    assert decided.last_schedule_time == T0 + timedelta(hours=1)
-
-
-def test_only_the_latest_of_several_due_slots_runs() -> None:
-    spec = ScheduleSpec(schedule="* * * * *", starting_deadline_seconds=300)
-    decided = plan(spec, seen(), T0 + timedelta(minutes=3, seconds=10))
-    assert decided.start is not None
-    assert decided.start.run_id == "s202611281203"
-    assert decided.missed == 2
-
-
-def test_forbid_skips_a_slot_while_a_run_is_active_and_defers_other_triggers() -> None:
-    spec = ScheduleSpec(schedule="*/15 * * * *")
-    decided = plan(spec, seen(jobs=(active_job(),)), T0 + timedelta(minutes=15))
-    assert decided.start is None
-    assert decided.skipped_slot == T0 + timedelta(minutes=15)
-    deferred = plan(ScheduleSpec(), seen(generation=2, jobs=(active_job(),)), T0)
-    assert deferred.start is None
-    assert not deferred.observe_generation  # still pending: it runs once the active run ends
-
-
-def test_replace_deletes_the_active_run_and_allow_keeps_it() -> None:
-    replace = plan(
-        ScheduleSpec(concurrency_policy=ConcurrencyPolicy.REPLACE),
-        seen(generation=2, jobs=(active_job(),)),
-        T0,
+def test_a_spec_change_runs_under_its_generation() -> None:
+    last = run(outcome="Succeeded", completionTime="2026-11-28T12:05:00Z")
+    status = ResourceStatus.model_validate(
+        {"observedGeneration": 1, "lastRun": last.model_dump(by_alias=True)}
     )
-    assert replace.start is not None
-    assert replace.delete_active == ["x-g1"]
-    allow = plan(
-        ScheduleSpec(concurrency_policy=ConcurrencyPolicy.ALLOW), seen(generation=2, jobs=(active_job(),)), T0
+    decision = decided(observed(status=status, generation=3))
+    (g3,) = decision.claimed
+    assert (g3.id, g3.number, g3.trigger, g3.generation) == ("g3", 2, "SpecChanged", 3)
+    assert decision.status.observed_generation == 3
+    assert conditions(decision)["Succeeded"] == ("Unknown", "RunInProgress", 3)
+    assert conditions(decision)["Ready"] == ("True", "RunSucceeded", 1), "Ready keeps the last outcome"
+
+
+@pytest.mark.parametrize("tokens", [["a", "b", "a"], ["x", "x2", "x", "x2"]])
+def test_every_new_run_now_value_starts_a_new_run_even_a_reused_one(tokens: list[str]) -> None:
+    status = ResourceStatus(observed_generation=1)
+    ids = []
+    for token in tokens:
+        decision = decided(observed(status=status, run_now=token))
+        (started,) = decision.claimed
+        ids.append(started.id)
+        assert decision.status.handled_trigger == token
+        finished = started.model_copy(
+            update={"outcome": "Succeeded", "completion_time": "2026-11-28T12:01:00Z"}
+        )
+        status = decision.status.model_copy(update={"active_runs": [], "last_run": finished})
+    assert ids == [f"m{n}" for n in range(1, len(tokens) + 1)]
+    assert len({job_name(NAME, UID, i) for i in ids}) == len(ids)
+    assert decided(observed(status=status, run_now=tokens[-1])).claimed == [], "a handled value runs once"
+
+
+def test_triggers_due_together_start_one_run_that_consumes_them_all() -> None:
+    spec = audit_spec(schedule="*/15 * * * *")
+    status = ResourceStatus(observed_generation=1, last_schedule_time="2026-11-28T12:00:00Z")
+    now = T0 + timedelta(minutes=15, seconds=2)
+    decision = decided(observed(spec, status=status, generation=2, run_now="go"), now)
+    (started,) = decision.claimed
+    assert (started.id, started.trigger, started.scheduled_time) == ("m1", "Manual", "2026-11-28T12:15:00Z")
+    assert decision.status.observed_generation == 2
+    assert decision.status.handled_trigger == "go"
+    assert decision.status.last_schedule_time == "2026-11-28T12:15:00Z"
+    assert decided(observed(spec, status=decision.status, generation=2, run_now="go"), now).claimed == []
+
+
+def test_a_resource_name_with_dots_at_the_length_limit_gets_a_valid_job_name() -> None:
+    name = "candles." + ".".join(c * 63 for c in "abc") + "." + "x" * 43 + ".eu-west-1"
+    assert len(name) == 253
+    (started,) = decided(observed(name=name)).claimed
+    assert len(started.job_name) <= 60
+    assert started.job_name.replace("-", "").isalnum()
+    assert started.job_name.islower()
+    assert started.job_name.startswith("candles-" + "a" * 10)
+    assert started.job_name.endswith("-g1")
+
+
+# ---------------------------------------------------------------- ending runs
+
+
+def test_a_succeeded_job_records_the_outcome_and_the_summary_then_releases_the_job() -> None:
+    g1 = run()
+    job = job_of(g1, finished=True, succeeded=True)
+    seen = observed(
+        status=active(g1), jobs=[job], pods=[pod(job.name, phase="Succeeded", exit_code=0, message=summary())]
     )
-    assert allow.start is not None
-    assert allow.delete_active == []
+    decision = decided(seen)
+    last = decision.status.last_run
+    assert last is not None
+    assert (last.outcome, last.reason, last.completion_time) == (
+        "Succeeded",
+        "RunSucceeded",
+        "2026-11-28T12:05:00Z",
+    )
+    assert decision.status.active_runs == []
+    assert decision.status.health_score == 95.0
+    assert decision.status.health_level == "healthy"
+    assert [d.symbol for d in decision.status.datasets] == ["ETHUSDT", "BTCUSDT"]
+    assert decision.status.results is not None
+    assert decision.status.results.documents == 3
+    assert decision.status.last_successful_time == "2026-11-28T12:05:00Z"
+    assert decision.status.consecutive_failures == 0
+    assert decision.release == [job.name]
+    assert decision.delete == []
+    assert decision.status.phase == "Succeeded"
+    assert [e.reason for e in decision.events] == ["RunSucceeded"]
+    assert conditions(decision)["Healthy"] == ("True", "HealthAboveThreshold", 1)
 
 
-def test_suspend_stops_every_trigger_without_queueing_them() -> None:
-    spec = ScheduleSpec(schedule="*/15 * * * *", suspend=True)
-    decided = plan(spec, seen(generation=2, run_now="now"), T0 + timedelta(hours=2))
-    assert decided.start is None
-    assert decided.observe_generation
-    assert decided.handled_trigger == "now"
-    assert decided.missed == 0
+def test_a_success_without_a_readable_summary_clears_the_previous_numbers() -> None:
+    g2 = run("m2", 2, trigger="Manual")
+    job = job_of(g2, finished=True, succeeded=True)
+    status = active(g2, healthScore=80.0, healthLevel="degraded", lastSuccessfulTime="2026-11-27T00:00:00Z")
+    decision = decided(
+        observed(
+            status=status,
+            jobs=[job],
+            pods=[pod(job.name, phase="Succeeded", exit_code=0, message="{not json")],
+        )
+    )
+    assert decision.status.health_score is None
+    assert decision.status.health_level is None
+    assert decision.status.results is None
+    assert conditions(decision)["Healthy"] == ("Unknown", "NoSummary", 1)
 
 
-def test_a_manual_trigger_runs_once_per_token() -> None:
-    decided = plan(ScheduleSpec(), seen(run_now="a"), T0)
-    assert decided.start is not None
-    assert (decided.start.run_id, decided.start.kind) == (manual_run_id("a"), "Manual")
-    assert decided.handled_trigger == "a"
-    assert plan(ScheduleSpec(), seen(run_now="a", handled_trigger="a"), T0).start is None
+def test_a_failed_job_reports_the_workers_reason_and_counts_consecutive_failures() -> None:
+    g1 = run()
+    job = job_of(g1, finished=True, reason="BackoffLimitExceeded")
+    failure = summary(None, outcome="Failed", exitCode=3, reason="SourceUnavailable", message="MySQL refused")
+    pods = [
+        pod(job.name, phase="Failed", name="a", exit_code=3, message=failure, created=T0),
+        pod(
+            job.name,
+            phase="Failed",
+            name="b",
+            exit_code=3,
+            message=failure,
+            created=T0 + timedelta(seconds=5),
+        ),
+    ]
+    decision = decided(observed(status=active(g1, consecutiveFailures=2), jobs=[job], pods=pods))
+    last = decision.status.last_run
+    assert last is not None
+    assert (last.outcome, last.reason) == ("Failed", "SourceUnavailable")
+    assert last.message == "retries exhausted after 2 attempt(s); last: MySQL refused"
+    assert decision.status.consecutive_failures == 3
+    assert decision.status.phase == "Failed"
+    assert conditions(decision)["Failed"] == ("True", "SourceUnavailable", 1)
+    assert conditions(decision)["Ready"] == ("False", "SourceUnavailable", 1)
+    assert decision.release == [job.name]
 
 
-def test_schedules_follow_the_time_zone() -> None:
-    spec = ScheduleSpec(schedule="0 9 * * *", time_zone="America/New_York")
-    decided = plan(spec, seen(), T0)
-    assert decided.next_run == datetime(2026, 11, 28, 14, 0, tzinfo=UTC)  # 09:00 EST
+def test_a_job_deleted_before_it_finished_cancels_its_run() -> None:
+    g1 = run()
+    job = job_of(g1, deleting=True)
+    decision = decided(observed(status=active(g1), jobs=[job]))
+    last = decision.status.last_run
+    assert last is not None
+    assert (last.outcome, last.reason) == ("Failed", "JobDeleted")
+    assert decision.create == []
+    assert decision.release == [job.name]
 
 
-def test_history_keeps_the_newest_finished_jobs() -> None:
-    jobs = [ObservedJob(f"j{i}", f"g{i}", False, i % 2 == 0, T0 + timedelta(minutes=i)) for i in range(6)]
-    assert history_to_delete(jobs, keep_succeeded=1, keep_failed=1) == ["j0", "j2", "j1", "j3"]
+def test_a_finished_job_being_deleted_still_reports_how_it_ended() -> None:
+    g1 = run()
+    job = job_of(g1, finished=True, succeeded=True, deleting=True)
+    decision = decided(observed(status=active(g1), jobs=[job]))
+    assert decision.status.last_run is not None
+    assert decision.status.last_run.reason == "RunSucceeded"
+
+
+def test_a_job_of_another_run_under_the_runs_name_is_never_adopted() -> None:
+    g1 = run()
+    old = job_of(g1, finished=True, succeeded=True, run_uid="somebody-else")
+    decision = decided(observed(status=active(g1), jobs=[old]))
+    last = decision.status.last_run
+    assert last is not None
+    assert (last.outcome, last.reason) == ("Failed", "JobRejected")
+    assert decision.status.health_score is None
+
+
+def test_a_job_the_api_server_keeps_refusing_fails_the_run_as_rejected() -> None:
+    g1 = run()
+    decision = decided(observed(status=active(g1), rejected={g1.uid: "exceeded quota: no-jobs"}))
+    last = decision.status.last_run
+    assert last is not None
+    assert (last.reason, last.message) == ("JobRejected", "exceeded quota: no-jobs")
+    assert decision.create == []
+
+
+@pytest.mark.parametrize(
+    ("waiting", "unschedulable", "age", "reason"),
+    [
+        ("ImagePullBackOff", None, 121, "ImagePullBackOff"),
+        ("ImagePullBackOff", None, 119, None),
+        ("CreateContainerConfigError", None, 120, "CreateContainerConfigError"),
+        ("ContainerCreating", None, 9999, None),
+        ("", "0/1 nodes are available", 600, "Unschedulable"),
+        ("", "0/1 nodes are available", 599, None),
+    ],
+)
+def test_a_pod_that_cannot_start_fails_the_run_after_its_grace(
+    waiting: str, unschedulable: str | None, age: int, reason: str | None
+) -> None:
+    g1 = run()
+    job = job_of(g1)
+    stuck = pod(job.name, phase="Pending", waiting=waiting, unschedulable=unschedulable)
+    decision = decided(observed(status=active(g1), jobs=[job], pods=[stuck]), T0 + timedelta(seconds=age))
+    if reason is None:
+        assert decision.status.last_run is None
+        assert decision.recheck_at is not None or waiting == "ContainerCreating"
+        return
+    last = decision.status.last_run
+    assert last is not None
+    assert last.reason == reason
+    assert decision.delete == [job.name], "an unfinished Job of a recorded run is deleted"
+    assert decision.confirm == [job.name], "the cached pods are read again before acting"
+
+
+def test_an_image_not_allowed_ends_the_run_at_once_without_a_job() -> None:
+    decision = decided(observed(image_problem="spec.job.image 'evil' is not allowed"))
+    assert decision.claimed == []
+    assert decision.create == []
+    last = decision.status.last_run
+    assert last is not None
+    assert (last.id, last.outcome, last.reason) == ("g1", "Failed", "ImageNotAllowed")
+    assert decision.status.observed_generation == 1
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def test_forbid_waits_for_the_active_run_and_confirms_it_is_still_running() -> None:
+    g1 = run()
+    job = job_of(g1)
+    decision = decided(observed(status=active(g1), jobs=[job], generation=2, run_now="now"))
+    assert decision.claimed == []
+    assert decision.status.observed_generation == 1
+    assert decision.status.handled_trigger is None
+    assert decision.confirm == [job.name]
+
+
+def test_forbid_starts_the_waiting_trigger_in_the_same_decision_that_records_the_end() -> None:
+    g1 = run()
+    job = job_of(g1, finished=True, succeeded=True)
+    decision = decided(observed(status=active(g1), jobs=[job], generation=2))
+    assert decision.status.last_run is not None
+    assert decision.status.last_run.id == "g1"
+    (g2,) = decision.claimed
+    assert (g2.id, g2.number) == ("g2", 2)
+    assert decision.status.active_runs == [g2]
+    assert decision.release == [job.name]
+
+
+def test_replace_records_the_active_run_as_replaced_and_deletes_its_job_first() -> None:
+    g1 = run()
+    spec = audit_spec(concurrencyPolicy="Replace")
+    decision = decided(observed(spec, status=active(g1), run_now="again"))
+    assert decision.status.last_run is not None
+    assert (decision.status.last_run.id, decision.status.last_run.reason) == ("g1", "Replaced")
+    assert g1.job_name in decision.delete, "deleted by name even when the cache has not shown it yet"
+    assert g1 not in decision.create
+    (m2,) = decision.claimed
+    assert m2.id == "m2"
+    assert decision.status.active_runs == [m2]
+
+
+def test_allow_runs_side_by_side_and_an_older_run_ending_late_never_hides_a_newer_one() -> None:
+    g1, m2 = run(), run("m2", 2, trigger="Manual")
+    spec = audit_spec(concurrencyPolicy="Allow")
+    decision = decided(observed(spec, status=active(g1), run_now="x"))
+    assert [r.id for r in decision.status.active_runs] == ["g1", "m2"]
+
+    newer_done = job_of(m2, finished=True, succeeded=True)
+    pods = [pod(newer_done.name, phase="Succeeded", exit_code=0, message=summary(70.0))]
+    status = decided(observed(spec, status=active(g1, m2), jobs=[job_of(g1), newer_done], pods=pods)).status
+    assert status.last_run is not None
+    assert status.last_run.id == "m2"
+    assert status.health_score == 70.0
+
+    older_done = job_of(g1, finished=True, succeeded=True)
+    pods = [pod(older_done.name, phase="Succeeded", exit_code=0, message=summary(99.0))]
+    decision = decided(observed(spec, status=status, jobs=[older_done], pods=pods))
+    assert decision.status.last_run is not None
+    assert decision.status.last_run.id == "m2", "lastRun never goes back to an older run"
+    assert decision.status.health_score == 70.0
+    assert [e.message for e in decision.events] == [f"run g1 succeeded ({g1.job_name})"]
+    assert decision.status.active_runs == []
+
+
+# ---------------------------------------------------------------- suspended and invalid
+
+
+def test_suspend_drops_run_now_takes_the_new_spec_and_starts_nothing() -> None:
+    spec = audit_spec(suspend=True, schedule="*/5 * * * *")
+    status = ResourceStatus(observed_generation=1, last_schedule_time="2026-11-28T12:00:00Z")
+    decision = decided(observed(spec, status=status, generation=2, run_now="t"), T0 + timedelta(minutes=11))
+    assert decision.claimed == []
+    assert decision.status.handled_trigger == "t"
+    assert decision.status.observed_generation == 2
+    assert decision.status.missed_runs == 0
+    assert decision.status.next_run_time is None
+    assert decision.status.phase == "Suspended"
+    assert [e.reason for e in decision.events] == ["TriggerIgnored"]
+
+
+def test_an_invalid_spec_is_failed_with_the_reason_so_waiters_stop() -> None:
+    decision = decided(observed(invalid="invalid spec: schedule: names no date", run_now="x"))
+    assert decision.claimed == []
+    assert decision.status.observed_generation == 1
+    assert decision.status.phase == "Failed"
+    assert conditions(decision) == {
+        "Ready": ("False", "InvalidSpec", 1),
+        "Running": ("False", "NoRunInProgress", 1),
+        "Succeeded": ("False", "InvalidSpec", 1),
+        "Failed": ("True", "InvalidSpec", 1),
+    }
+
+
+# ---------------------------------------------------------------- history
+
+
+def test_jobs_of_recorded_runs_beyond_the_history_limits_are_deleted_oldest_first() -> None:
+    runs = [run(f"m{n}", n, trigger="Manual") for n in range(1, 6)]
+    jobs = [
+        job_of(
+            r,
+            finished=True,
+            succeeded=r.number != 3,
+            created=T0 + timedelta(minutes=r.number),
+            finalized=False,
+        )
+        for r in runs
+    ]
+    status = ResourceStatus(
+        observed_generation=1, last_run=runs[-1].model_copy(update={"outcome": "Succeeded"})
+    )
+    spec = audit_spec(successfulRunsHistoryLimit=2, failedRunsHistoryLimit=0)
+    decision = decided(observed(spec, status=status, jobs=jobs))
+    assert decision.delete == [runs[0].job_name, runs[1].job_name, runs[2].job_name]
+    assert decision.release == []
+
+
+def test_history_limits_never_touch_a_job_whose_run_is_still_active() -> None:
+    g1 = run()
+    spec = audit_spec(successfulRunsHistoryLimit=0, failedRunsHistoryLimit=0)
+    decision = decided(observed(spec, status=active(g1), jobs=[job_of(g1)]))
+    assert decision.delete == []
+    assert decision.release == []
+
+
+def test_history_to_delete_keeps_the_newest_and_ignores_unfinished() -> None:
+    r = [run(f"m{n}", n) for n in range(4)]
+    jobs = [
+        job_of(r[0], finished=True, succeeded=True, created=T0),
+        job_of(r[1], finished=True, succeeded=True, created=T0 + timedelta(1)),
+        job_of(r[2], finished=True, succeeded=False, created=T0 + timedelta(2)),
+        job_of(r[3], created=T0 - timedelta(1)),
+    ]
+    assert history_to_delete(jobs, 1, 1) == [r[0].job_name]
+    assert history_to_delete(jobs, 0, 0) == [r[0].job_name, r[1].job_name, r[2].job_name]
+    assert history_to_delete(jobs, 5, 5) == []

@@ -1,0 +1,267 @@
+"""What the informers keep: typed views of API objects, and stores that never go back to an older version
+and report deletions when a list replaces them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from datamanager_operator.informer import Store
+from datamanager_operator.leases import lease_name
+from datamanager_operator.model import FINALIZER, Key, job_name, label_value
+from datamanager_operator.settings import OperatorSettings
+from datamanager_operator.views import EPOCH, JobView, PodView, ResourceView
+from tests.unit.operator.observed import T0
+
+DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def job_body(**meta: Any) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": "ns",
+            "name": "j",
+            "uid": "ju",
+            "resourceVersion": "42",
+            "creationTimestamp": "2026-11-28T12:00:00Z",
+            "labels": {
+                "datamanager.petrosa.io/kind": "DataAudit",
+                "datamanager.petrosa.io/resource": "cut-name",
+                "datamanager.petrosa.io/resource-uid": "ru",
+                "datamanager.petrosa.io/run-id": "g1",
+            },
+            "annotations": {
+                "datamanager.petrosa.io/run-uid": "u1",
+                "datamanager.petrosa.io/resource": "whole.name",
+            },
+            "finalizers": ["batch.kubernetes.io/x", FINALIZER],
+            **meta,
+        },
+        "status": {
+            "completionTime": "2026-11-28T12:05:00Z",
+            "conditions": [
+                {"type": "Suspended", "status": "False"},
+                {"type": "Failed", "status": "False"},
+                {
+                    "type": "Complete",
+                    "status": "True",
+                    "reason": "CompletionsReached",
+                    "lastTransitionTime": "t",
+                },
+            ],
+        },
+    }
+
+
+def test_a_job_view_keeps_what_decisions_read() -> None:
+    view = JobView.of(job_body())
+    assert (view.namespace, view.name, view.uid, view.version) == ("ns", "j", "ju", 42)
+    assert view.owner == Key("DataAudit", "ns", "whole.name"), "the annotation has the whole name"
+    assert (view.resource_uid, view.run_id, view.run_uid) == ("ru", "g1", "u1")
+    assert (view.finished, view.succeeded, view.reason) == (True, True, "CompletionsReached")
+    assert view.completion_time == "2026-11-28T12:05:00Z"
+    assert view.created == T0
+    assert view.finalized
+    assert not view.deleting
+
+
+def test_a_job_view_of_an_older_or_foreign_job() -> None:
+    body = job_body(
+        deletionTimestamp="2026-11-28T12:06:00Z", finalizers=[], annotations={}, resourceVersion="x"
+    )
+    body["metadata"]["labels"]["datamanager.petrosa.io/kind"] = "Other"
+    del body["status"]
+    view = JobView.of(body)
+    assert view.owner is None
+    assert view.run_uid == ""
+    assert view.version == 0
+    assert (view.finished, view.deleting, view.finalized) == (False, True, False)
+    assert JobView.of({}).created == EPOCH
+    failed = job_body()
+    failed["status"] = {
+        "conditions": [
+            {
+                "type": "Failed",
+                "status": "True",
+                "reason": "DeadlineExceeded",
+                "message": "m",
+                "lastTransitionTime": "lt",
+            }
+        ]
+    }
+    view = JobView.of(failed)
+    assert (view.finished, view.succeeded, view.reason, view.message, view.completion_time) == (
+        True,
+        False,
+        "DeadlineExceeded",
+        "m",
+        "lt",
+    )
+    labelled = job_body(annotations={})
+    assert JobView.of(labelled).owner == Key("DataAudit", "ns", "cut-name"), (
+        "Jobs of an older operator: the label"
+    )
+
+
+def test_a_pod_view_reads_the_first_waiting_and_the_first_terminated_container() -> None:
+    body = {
+        "metadata": {
+            "namespace": "ns",
+            "name": "p",
+            "creationTimestamp": "2026-11-28T12:00:00Z",
+            "labels": {"batch.kubernetes.io/job-name": "j"},
+            "annotations": {"batch.kubernetes.io/job-completion-index": "3"},
+        },
+        "status": {
+            "phase": "Failed",
+            "conditions": [
+                {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "0/1"}
+            ],
+            "containerStatuses": [
+                {"state": {"waiting": {"reason": "ImagePullBackOff", "message": "back-off"}}},
+                {"state": {"terminated": {"exitCode": 3, "reason": "Error", "message": "{}"}}},
+                {"state": {"terminated": {"exitCode": 0, "reason": "Completed"}}},
+            ],
+        },
+    }
+    view = PodView.of(body)
+    assert (view.job_name, view.index, view.phase) == ("j", 3, "Failed")
+    assert (view.waiting_reason, view.waiting_message) == ("ImagePullBackOff", "back-off")
+    assert (view.exit_code, view.terminated_reason, view.summary) == (3, "Error", "{}")
+    assert view.unschedulable == "0/1"
+    bare = PodView.of({"metadata": {"annotations": {"batch.kubernetes.io/job-completion-index": "x"}}})
+    assert (bare.index, bare.phase, bare.exit_code, bare.unschedulable) == (0, "Pending", None, None)
+
+
+def test_a_resource_view_drops_managed_fields_and_keeps_when_a_user_last_changed_it() -> None:
+    body = {
+        "metadata": {
+            "namespace": "ns",
+            "name": "r",
+            "uid": "u",
+            "resourceVersion": "7",
+            "generation": 3,
+            "creationTimestamp": "2026-11-28T11:00:00Z",
+            "annotations": {"datamanager.petrosa.io/run-now": "t"},
+            "managedFields": [
+                {"manager": "kubectl", "time": "2026-11-28T11:30:00Z"},
+                {"manager": "operator", "time": "2026-11-28T11:45:00Z", "subresource": "status"},
+                {"manager": "kubectl-annotate", "time": "2026-11-28T11:40:00Z"},
+            ],
+        },
+        "spec": {"a": 1},
+        "status": {"b": 2},
+    }
+    view = ResourceView.of("DataAudit", body)
+    assert view.key == Key("DataAudit", "ns", "r")
+    assert (view.version, view.resource_version, view.generation, view.run_now) == (7, "7", 3, "t")
+    assert view.changed is not None
+    assert view.changed.isoformat() == "2026-11-28T11:40:00+00:00"
+    assert (view.spec, view.status) == ({"a": 1}, {"b": 2})
+    assert "managedFields" not in str(view)
+
+
+# ---------------------------------------------------------------- the store
+
+
+def job(name: str, version: int, owner: str = "r", namespace: str = "ns") -> JobView:
+    body = job_body(name=name, namespace=namespace, resourceVersion=str(version))
+    body["metadata"]["annotations"]["datamanager.petrosa.io/resource"] = owner
+    return JobView.of(body)
+
+
+def test_the_store_keeps_the_newest_version_and_indexes_it() -> None:
+    store: Store[JobView] = Store(lambda j: str(j.owner))
+    assert store.apply(job("a", 5)) == (None, job("a", 5))
+    assert store.apply(job("a", 4)) is None, "an older event changes nothing"
+    assert store.apply(job("a", 5)) is None, "nor does the same version again"
+    assert store.apply(job("a", 6, owner="s")) == (job("a", 5), job("a", 6, owner="s"))
+    assert store.indexed("DataAudit/ns/r") == []
+    assert store.indexed("DataAudit/ns/s") == [job("a", 6, owner="s")]
+    assert store.get("ns", "a") == job("a", 6, owner="s")
+    assert store.remove("ns", "a") == (job("a", 6, owner="s"), None)
+    assert store.remove("ns", "a") is None
+    assert store.indexed("DataAudit/ns/s") == []
+    assert len(store) == 0
+
+
+def test_a_list_replaces_the_store_and_reports_what_was_deleted_in_a_gap() -> None:
+    store: Store[JobView] = Store(lambda j: str(j.owner))
+    for view in (job("gone", 1), job("kept", 1), job("newer", 9), job("other-ns", 1, namespace="elsewhere")):
+        store.apply(view)
+    changes = store.replace([job("kept", 2), job("newer", 3), job("new", 4)], "ns")
+    assert (job("gone", 1), None) in changes
+    assert (job("kept", 1), job("kept", 2)) in changes
+    assert (None, job("new", 4)) in changes
+    assert len(changes) == 3, "a watch event newer than the list is kept, silently"
+    assert store.get("ns", "newer") == job("newer", 9)
+    assert store.get("elsewhere", "other-ns") is not None, "another namespace's informer owns that one"
+    everything = store.replace([], None)
+    assert len(everything) == 4
+    assert len(store) == 0
+
+
+# ---------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "a",
+        "majors",
+        "a" * 253,
+        "candles." + ".".join(c * 63 for c in "abc") + "." + "x" * 43 + ".eu-west-1",
+        "x-" * 100 + "y",
+        "a.-b",
+    ],
+)
+@pytest.mark.parametrize("run_id", ["g1", "g9223372036854775807", "s202611281215", "m12345678901234567890"])
+def test_job_names_are_dns_labels_of_at_most_60_characters(name: str, run_id: str) -> None:
+    made = job_name(name, "0f1e2d3c-aaaa", run_id)
+    assert DNS_LABEL.match(made), made
+    assert len(made) <= 60
+    assert made.endswith(f"-{run_id}")
+    assert job_name(name, "0f1e2d3c-bbbb", run_id) != made, "the resource's uid keeps incarnations apart"
+
+
+@pytest.mark.parametrize("name", ["a", "a" * 63, "a" * 64, "b." * 126 + "c", "x-" * 40])
+def test_label_values_fit(name: str) -> None:
+    value = label_value(name)
+    assert len(value) <= 63
+    assert LABEL_VALUE.match(value), value
+    assert (value == name) == (len(name) <= 63)
+
+
+def test_lease_names_are_bounded_and_distinct() -> None:
+    short = lease_name(Key("DataAudit", "team-a", "majors"))
+    assert short == "dataaudit.team-a.majors"
+    long = [lease_name(Key("AnalyticsJob", "n" * 63, f"{'x' * 240}{i}")) for i in range(3)]
+    assert all(len(n) <= 253 for n in long)
+    assert len(set(long)) == 3
+
+
+# ---------------------------------------------------------------- settings
+
+
+@pytest.mark.parametrize(
+    ("image", "allowed", "ok"),
+    [
+        (None, (), True),
+        ("ghcr.io/petrosa/datamanager:latest", (), True),
+        ("ghcr.io/petrosa/datamanager:v2", (), False),
+        ("ghcr.io/petrosa/datamanager:v2", ("ghcr.io/petrosa/*",), True),
+        ("ghcr.io/petrosa-evil/x", ("ghcr.io/petrosa/*",), False),
+        ("reg.example/a", ("reg.example/a",), True),
+        ("reg.example/a:1", ("reg.example/a",), False),
+        ("reg.example/[a]", ("reg.example/?a*",), False),
+    ],
+)
+def test_the_image_allow_list(image: str | None, allowed: tuple[str, ...], ok: bool) -> None:
+    problem = OperatorSettings(allowed_images=allowed).image_problem(image)
+    assert (problem is None) == ok
+    if problem:
+        assert repr(image) in problem
+        assert "ghcr.io/petrosa/datamanager:latest" in problem
