@@ -4,9 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
+# tests/unit/packaging/test_chart_docs.py runs helm-docs with the same flags
+HELM_DOCS_FLAGS := --chart-search-root charts --sort-values-order file --skip-version-footer
 
 .PHONY: help venv rig-build rig-up rig-down rig-status lint typecheck test test-unit test-integration \
-        test-e2e test-kind crds bench demo clean image lock rig-image
+        test-e2e test-kind crds bench demo clean image lock rig-image \
+        crds-upgrade chart-docs
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -62,6 +65,14 @@ lock: venv  ## regenerate requirements.lock and build-requirements.lock (every f
 crds: venv  ## regenerate crds/*.yaml from the API models
 	$(PY) -m datamanager.api.crd crds
 	$(PY) -m datamanager.api.crd charts/datamanager/crds
+
+crds-upgrade:  ## apply the chart's CRDs to the current kubectl context (before `helm upgrade`: Helm never upgrades CRDs)
+	kubectl apply --server-side --force-conflicts -f charts/datamanager/crds/
+
+chart-docs:  ## regenerate charts/datamanager/README.md from the values' comments (helm-docs)
+	tests/rig/build.sh helm_docs
+	. tests/rig/versions.env && "$${DATAMANAGER_RIG_CACHE:-$$HOME/.cache/datamanager-rig}/helm-docs-$$HELM_DOCS_VERSION/bin/helm-docs" \
+	  $(HELM_DOCS_FLAGS)
 
 test-unit: venv  ## unit tier only (no services)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
