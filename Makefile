@@ -74,7 +74,7 @@ chart-docs:  ## regenerate charts/datamanager/README.md from the values' comment
 	. tests/rig/versions.env && "$${DATAMANAGER_RIG_CACHE:-$$HOME/.cache/datamanager-rig}/helm-docs-$$HELM_DOCS_VERSION/bin/helm-docs" \
 	  $(HELM_DOCS_FLAGS)
 
-test-unit: venv  ## unit tier only (no services)
+test-unit: venv rig-build  ## unit tier only (no services; a few tests run the rig's built tools: promtool, helm-docs, argocd-check)
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 test-integration: venv rig-build  ## integration tier on the rig's services
