@@ -189,7 +189,7 @@ CASES: list[dict[str, Any]] = [
         ],
     },
     {
-        "name": "stale resources: no success for 2 hours; hand-off; deletion",
+        "name": "stale scheduled resources: no success for 2 hours; hand-off; deletion; unscheduled ones",
         "input_series": [
             # succeeded at time 0, handed off at 125m
             series(
@@ -198,10 +198,24 @@ CASES: list[dict[str, Any]] = [
             series(
                 "datamanager_operator_last_success_timestamp_seconds", resource("majors", "b"), "_x127 0x30"
             ),
+            series(
+                "datamanager_operator_next_run_timestamp_seconds", resource("majors", "a"), "60+60x125 stale"
+            ),
+            series(
+                "datamanager_operator_next_run_timestamp_seconds", resource("majors", "b"), "_x127 60+60x30"
+            ),
             # succeeds every minute
             series("datamanager_operator_last_success_timestamp_seconds", resource("fresh", "a"), "0+60x160"),
+            series("datamanager_operator_next_run_timestamp_seconds", resource("fresh", "a"), "60+60x160"),
             series(
                 "datamanager_operator_last_success_timestamp_seconds", resource("gone", "a"), "0x130 stale"
+            ),
+            series(
+                "datamanager_operator_next_run_timestamp_seconds", resource("gone", "a"), "60+60x130 stale"
+            ),
+            # no schedule: runs on changes only, and rightly has not run for hours
+            series(
+                "datamanager_operator_last_success_timestamp_seconds", resource("on-change", "a"), "0x160"
             ),
         ],
         "alert_rule_test": [

@@ -28,6 +28,7 @@ CONTRACT: dict[str, set[str]] = {
     "datamanager_operator_health_score": {"kind", "namespace", "name"},
     "datamanager_operator_consecutive_failures": {"kind", "namespace", "name"},
     "datamanager_operator_active_runs": {"kind", "namespace", "name"},
+    "datamanager_operator_next_run_timestamp_seconds": {"kind", "namespace", "name"},
     "datamanager_consumer_messages_total": {"type"},
     "datamanager_consumer_malformed_messages_total": {"reason"},
     "datamanager_consumer_worst_lag_seconds": {"type"},
