@@ -32,6 +32,14 @@ REPO = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "integration", "e2e", "kind")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "pod_security(level): the Pod Security level the test's namespace enforces instead of restricted"
+        " (for tests of what the node itself refuses)",
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts

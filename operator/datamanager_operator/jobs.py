@@ -37,6 +37,9 @@ from .model import (
 from .settings import OperatorSettings
 
 CONTAINER = "worker"
+# ArgoCD does not track what the operator creates; with this, its ignoreResourceUpdates rules keep a Job's or
+# pod's status churn from refreshing the Application that owns the resource (docs/argocd.md)
+ARGOCD_QUIET = {"argocd.argoproj.io/ignore-resource-updates": "true"}
 NON_ROOT_UID = 65532
 
 
@@ -62,6 +65,7 @@ def build_job(kind: Kind, meta: Body, spec: RunSpecBase, run: RunRef, settings: 
         ANNOTATION_TRIGGER: run.trigger,
         ANNOTATION_RUN_UID: run.uid,
         ANNOTATION_RESOURCE: meta["name"],
+        **ARGOCD_QUIET,
     }
     if run.scheduled_time:
         annotations[ANNOTATION_SCHEDULED_TIME] = run.scheduled_time
@@ -141,7 +145,7 @@ def build_job(kind: Kind, meta: Body, spec: RunSpecBase, run: RunRef, settings: 
         "template": {
             "metadata": {
                 "labels": {**settings.worker_pod_labels, **labels},
-                "annotations": dict(settings.worker_pod_annotations),
+                "annotations": {**settings.worker_pod_annotations, **ARGOCD_QUIET},
             },
             "spec": pod_spec,
         },

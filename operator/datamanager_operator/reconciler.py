@@ -35,7 +35,7 @@ from datamanager.api.dataaudit import DataAuditSpec
 from datamanager.api.status import ResourceStatus, RunRef
 
 from . import metrics
-from .cluster import AlreadyExistsError, Cluster, ConflictError, RejectedError
+from .cluster import AlreadyExistsError, Cluster, ConflictError, LateError, RejectedError
 from .informer import Store
 from .jobs import build_job
 from .leases import LeaseKeeper
@@ -48,6 +48,7 @@ from .views import JobView, PodView, ResourceView
 log = logging.getLogger(__name__)
 REFUSALS = 3  # a Job the API server refuses this many times fails its run (JobRejected)
 CONFIRM_EVERY = 30.0  # seconds between live reads that confirm a cached Job blocking a run
+RETRY_SOON = 1.0  # seconds until a Job that could not be created in time is tried again
 
 
 @dataclass
@@ -135,14 +136,16 @@ class Reconciler:
                 return 0.0  # changed since it was read: decide again on the fresh object
             view = written
             self._committed(view, decision)
+        created = True
         for run in decision.create:
             if not await self._create(view, run, fresh=run in decision.claimed):
+                created = False  # too little Lease left: the rest waits for the next look, soon
                 break
         for name in decision.delete:
             await self.cluster.delete_job(view.namespace, name)
         for name in decision.release:
             await self.cluster.release_job(view.namespace, name)
-        return self._next_look(decision)
+        return self._next_look(decision) if created else RETRY_SOON
 
     # ------------------------------------------------------------ observing and deciding
 
@@ -223,6 +226,7 @@ class Reconciler:
         create, finish, record and delete that Job; it cannot while this replica holds the Lease, so the
         create is sent only before this replica's Lease could be taken over (with a quarter of it to spare).
         """
+        await self.cluster.pace(1 if fresh else 3)  # rate-limit waits happen here, not between the steps
         need = self.settings.lease_seconds / 2
         if self.leases.remaining(view.key) < need and not await self.leases.acquire(view.key, need):
             return False
@@ -233,6 +237,8 @@ class Reconciler:
         manifest = build_job(view.kind, _meta(view), spec, run, self.settings)
         try:
             created = await self.cluster.create_job(manifest, deadline)
+        except LateError:
+            return False  # looked again soon, with a renewed Lease
         except AlreadyExistsError:
             existing = await self.cluster.get_job(view.namespace, run.job_name)
             if existing is not None:  # ours when it carries the run's uid; the next decision sees which

@@ -113,6 +113,22 @@ def restricted_namespace(kube: Client, name: str) -> None:
         kube.patch(Namespace, name, {"metadata": {"labels": RESTRICTED}})
 
 
+def slow_image(rig_env: dict[str, str], seconds: int) -> str:
+    """An image whose pull takes ``seconds`` on the process node, then runs the project's image: a way to
+    hold a run active (the node's convention: docs/rig.md)."""
+    return f"slowpull.invalid/{seconds}/{rig_env.get('RIG_IMAGE') or 'datamanager'}"
+
+
+def chart_image(rig_env: dict[str, str]) -> list[str]:
+    """Helm values for the chart's image: the image `make image` built when the node runs pods as containers
+    (container mode: what users deploy is what runs); the process node ignores images."""
+    image = rig_env.get("RIG_IMAGE")
+    if not image:
+        return []
+    repository, _, tag = image.rpartition(":")
+    return ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}"]
+
+
 @pytest.fixture(scope="session")
 def operator_audit_start(rig_env: dict[str, str]) -> int:
     """Where the API server's audit log stood before the suite's operator was installed."""
@@ -140,6 +156,7 @@ def operator_release(
         "--timeout",
         "120s",
         *OPERATOR_VALUES,
+        *chart_image(rig_env),
     )
     yield RELEASE_NAMESPACE
     run_tool(rig_env, "helm", "uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")

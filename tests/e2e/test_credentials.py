@@ -44,6 +44,7 @@ from tests.e2e.conftest import (
     RELEASE_NAMESPACE,
     CandleSource,
     candle_source,
+    chart_image,
     finished_run,
     resource_manifest,
     run_tool,
@@ -204,6 +205,7 @@ def consumer(rig_env: dict[str, str], namespace: str, release: str, url: str, ku
         f"consumer.nats.subject={SUBJECT}",
         "--set",
         "consumer.summaryIntervalSeconds=2",
+        *chart_image(rig_env),
     )
 
 

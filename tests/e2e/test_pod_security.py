@@ -17,6 +17,7 @@ from tests.e2e.conftest import (
     CHART,
     RELEASE_NAMESPACE,
     CandleSource,
+    chart_image,
     finished_run,
     resource_manifest,
     run_tool,
@@ -81,6 +82,7 @@ def test_operator_consumer_and_worker_pods_are_admitted_under_restricted(
         "consumer.replicas=1",
         "--set",
         f"consumer.nats.url={rig_env['RIG_NATS_URL']}",
+        *chart_image(rig_env),
     )
     (consumer,) = kube.list(Pod, namespace=namespace, labels={"app.kubernetes.io/component": "consumer"})
     assert ready(consumer)

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from typing import Any
@@ -22,10 +23,13 @@ from tests.conftest import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURIT
 from tests.fixtures.kube import name_of, resource
 
 Obj = dict[str, Any]
+# Container mode runs pods from the rig's image (sh, coreutils and python3 are in both of its bases); the
+# process node ignores images. RIG_IMAGE is in the environment through `make` or `source .rig/env`.
+IMAGE = os.environ.get("RIG_IMAGE", "busybox")
 
 
 def job(name: str, command: str, **spec: Any) -> Job:
-    container = {"name": "main", "image": "busybox", "command": ["sh", "-c", command]}
+    container = {"name": "main", "image": IMAGE, "command": ["sh", "-c", command]}
     template: Obj = {
         "spec": {
             "restartPolicy": "Never",
@@ -220,7 +224,7 @@ def test_deployment_with_readiness_probe_becomes_available_and_replaces_a_delete
     marker = f"web-{uuid.uuid4().hex[:8]}"
     container = {
         "name": "web",
-        "image": "python",
+        "image": IMAGE,
         # every replica listens on the same port: each pod has its own network namespace and address
         "command": ["python", "-m", "http.server", "8080", "--directory", "/tmp"],
         "env": [{"name": "MARKER", "value": marker}],
