@@ -156,13 +156,14 @@ RESTRICTED_CONTAINER_SECURITY = {
 
 
 @pytest.fixture
-def namespace(kube: Client) -> Iterator[str]:
-    """A fresh namespace per test, Pod Security ``restricted`` enforced, deleted afterwards (its pods are
-    stopped by the process node)."""
+def namespace(kube: Client, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, Pod Security ``restricted`` enforced (another level with the test's
+    ``pod_security`` marker), deleted afterwards (its pods are stopped by the process node)."""
     name = f"t-{uuid.uuid4().hex[:10]}"
-    kube.create(
-        Namespace(metadata=ObjectMeta(name=name, labels={"datamanager.io/test": "true", **RESTRICTED}))
-    )
+    marker = request.node.get_closest_marker("pod_security")
+    level = {"pod-security.kubernetes.io/enforce": marker.args[0]} if marker else {}
+    labels = {"datamanager.io/test": "true", **RESTRICTED, **level}
+    kube.create(Namespace(metadata=ObjectMeta(name=name, labels=labels)))
     wait_for(lambda: _has_default_service_account(kube, name), timeout=30, what="default ServiceAccount")
     yield name
     kube.delete(Namespace, name)

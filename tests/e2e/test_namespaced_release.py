@@ -82,7 +82,8 @@ def pause_suite_operator(kube: Client, replicas: int) -> None:
         status = operator_deployment(kube).status
         return bool(status and status.readyReplicas == replicas and status.updatedReplicas == replicas)
 
-    wait_for(settled, 90, f"the suite's operator at {replicas} replicas")
+    # terminating replicas stop acting only when they are gone (their Leases are theirs until then)
+    wait_for(settled, 180, f"the suite's operator at {replicas} replicas")
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +105,8 @@ def setup(kube: Client, rig_env: dict[str, str]) -> Iterator[Setup]:
             restricted_namespace(kube, name)
             stack.callback(kube.delete, Namespace, name)
         replicas = operator_deployment(kube).spec.replicas or 2
+        stack.callback(pause_suite_operator, kube, replicas)  # first: a pause that times out is undone too
         pause_suite_operator(kube, 0)
-        stack.callback(pause_suite_operator, kube, replicas)
         source = stack.enter_context(candle_source(kube, watched[0], rig_env))
         for namespace in (watched[1], unwatched):
             for secret, key in (("extractor-mysql", "dsn"), ("datamanager-mongodb", "uri")):
