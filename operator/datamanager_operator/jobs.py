@@ -36,10 +36,17 @@ from .settings import OperatorSettings
 
 CONTAINER = "worker"
 NON_ROOT_UID = 65532
+LABEL_VALUE_MAX = 63
 
 
 def selector_labels(kind: Kind, name: str, uid: str) -> dict[str, str]:
-    return {LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: kind, LABEL_RESOURCE: name, LABEL_RESOURCE_UID: uid}
+    """The resource's name is a label only when it fits one (a resource name that short is a valid label
+    value): the API server refuses a Job with a longer one. The uid label and the Job's controller reference
+    identify every resource."""
+    labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: kind, LABEL_RESOURCE_UID: uid}
+    if len(name) <= LABEL_VALUE_MAX:
+        labels[LABEL_RESOURCE] = name
+    return labels
 
 
 def build_job(kind: Kind, meta: Body, spec: RunSpecBase, run: RunRef, settings: OperatorSettings) -> Body:

@@ -334,17 +334,12 @@ NAMES = [
     # 63, and the Job name's prefix is cut right at a dot (where a cut once left ".-")
     "market-data.binance-futures.usdm.klines-hourly1.eu.west-1.daily",
     "x" * 46 + ".candle.eu-west-1",  # 63: the longest name that fits a label value
-    pytest.param(
-        "x" * 47 + ".candle.eu-west-1",  # 64: it does not
-        marks=pytest.mark.xfail(strict=True, reason="bug: the resource's name is a Job label value"),
-    ),
-    pytest.param(
-        LONG, marks=pytest.mark.xfail(strict=True, reason="bug: the resource's name is a Job label value")
-    ),
+    "x" * 47 + ".candle.eu-west-1",  # 64: it does not
+    LONG,
 ]
 
 
-@pytest.mark.parametrize("name", NAMES, ids=lambda n: f"{len(n)}-chars" if isinstance(n, str) else None)
+@pytest.mark.parametrize("name", NAMES, ids=lambda n: f"{len(n)}-chars")
 def test_resource_names_with_dots_at_the_length_limits_get_valid_jobs(
     make_world: MakeWorld, name: str
 ) -> None:
