@@ -200,7 +200,7 @@ class Reconciler:
 
     async def _write_status(self, view: ResourceView, status: ResourceStatus) -> ResourceView | None:
         body = status_body(status.model_copy(update={"lease_holder": self.settings.instance_id}))
-        patch = {**{k: None for k in view.status if k not in body}, **body}
+        patch = merge_patch(view.status, body)
         try:
             written = await self.cluster.patch_status(view.key, patch, view.resource_version)
         except ConflictError:
@@ -285,6 +285,20 @@ class Reconciler:
         if decision.recheck_at is None:
             return None
         return max((decision.recheck_at - self.clock()).total_seconds(), 0.5)
+
+
+def merge_patch(old: Body, new: Body) -> Body:
+    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``: a merge patch merges nested objects,
+    so every key ``new`` leaves out must be sent as null, at any depth (e.g. ``lastRun.scheduledTime`` of a
+    scheduled run when a manual one replaces it)."""
+    patch: Body = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch
 
 
 def _comparable(status: ResourceStatus) -> Body:
