@@ -3,12 +3,14 @@ pure ``planning.decide``), and act under the resource's Lease in the one order t
 
 1. **Status first**, fenced by the resourceVersion the decision was made on: new runs are claimed (id, number,
    uid, Job name) and outcomes recorded. A replica acting on an old view gets 409 and decides again.
-2. **Then Jobs are created**, only for runs that status claims, each with the run's uid and the operator's
+2. **Then Jobs of recorded runs are deleted** (replaced, past the history limits, ...): under Replace the old
+   Job is going before its successor exists.
+3. **Then Jobs are created**, only for runs that status claims, each with the run's uid and the operator's
    finalizer, and only with at least half a Lease left. A run claimed earlier whose Job the cache does not
    show is created only after live reads confirm that the Job is absent and the run still claimed. A Job
    found under the run's name is this run's Job if it carries the run's uid (a create whose answer was lost),
    and never adopted otherwise.
-3. **Then Jobs of recorded runs** lose the finalizer, and those past the history limits are deleted.
+4. **Then Jobs of recorded runs** lose the finalizer.
 
 Because a Job keeps the finalizer until its run is recorded, a Job that is absent while its run is claimed was
 never created; so a run's Job is created at most once, however replicas crash or race. (Removing the
@@ -132,11 +134,11 @@ class Reconciler:
                 return 0.0  # changed since it was read: decide again on the fresh object
             view = written
             self._committed(view, decision)
+        for name in decision.delete:
+            await self.cluster.delete_job(view.namespace, name)
         for run in decision.create:
             if not await self._create(view, run, fresh=run in decision.claimed):
                 break
-        for name in decision.delete:
-            await self.cluster.delete_job(view.namespace, name)
         for name in decision.release:
             await self.cluster.release_job(view.namespace, name)
         return self._next_look(decision)

@@ -576,7 +576,6 @@ def test_a_stale_status_view_never_deletes_or_releases_an_active_runs_job(make_w
     assert creations(server, key) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="bug: the new Job is created before the replaced one is deleted")
 def test_replace_deletes_the_old_job_before_the_new_one_exists(make_world: MakeWorld) -> None:
     world = make_world()
     server = world.server
