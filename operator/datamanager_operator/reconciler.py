@@ -112,8 +112,12 @@ class Reconciler:
         view = self.caches.resource(key)
         orphans = self.caches.orphans(key, view)
         if orphans and self.membership.mine(orphans[0].resource_uid):
-            for job in orphans:  # their runs no longer matter: let the garbage collector have them
+            # a resource cache that lags (not yet listed, a watch behind) must not make a live resource's
+            # Jobs look orphaned: which resource lives under this name is read live
+            live = await self._read(key)
+            for job in self.caches.orphans(key, live):  # their runs no longer matter: the GC may have them
                 await self.cluster.release_job(job.namespace, job.name)
+            view = self.caches.resource(key)
         if view is None or view.deleting or not self.membership.mine(view.uid):
             self.forget(key)
             return None
@@ -253,13 +257,20 @@ class Reconciler:
         if job is not None:
             self.caches.jobs.apply(JobView.of(job))
             return False
-        body = await self.cluster.get_resource(view.key)
-        if body is None:
+        fresh = await self._read(view.key)
+        if fresh is None:
             return False
-        fresh = ResourceView.of(view.kind, body)
-        self.caches.resources[view.kind].apply(fresh)
         claimed = ResourceStatus.model_validate(fresh.status).active_runs
         return fresh.uid == view.uid and any(r.uid == run.uid and r.number == run.number for r in claimed)
+
+    async def _read(self, key: Key) -> ResourceView | None:
+        """The resource read live, into the cache."""
+        body = await self.cluster.get_resource(key)
+        if body is None:
+            return None
+        fresh = ResourceView.of(key.kind, body)
+        self.caches.resources[key.kind].apply(fresh)
+        return fresh
 
     def _emit(self, view: ResourceView, kind: str, reason: str, message: str) -> None:
         task = asyncio.create_task(self.cluster.record_event(view.key, view.uid, kind, reason, message))

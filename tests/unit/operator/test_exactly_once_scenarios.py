@@ -520,7 +520,6 @@ def test_a_run_that_ended_during_a_watch_gap_is_recorded_once_the_watch_lists_ag
 # ------------------------------------------------------------ found while building the model test
 
 
-@pytest.mark.xfail(strict=True, reason="bug: orphans are judged from a resource cache that may lag")
 def test_a_lagging_resource_cache_never_strips_a_live_runs_job_of_its_finalizer(
     make_world: MakeWorld,
 ) -> None:
