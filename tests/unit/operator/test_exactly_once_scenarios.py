@@ -455,7 +455,6 @@ def test_clock_skew_of_a_minute_does_not_let_a_replica_take_a_live_lease(make_wo
     assert a.leases.remaining(key) == 0, "a's own count of its hold ran out before b took over"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a renewal answered 404 fails every reconcile of the resource")
 def test_a_lease_deleted_under_its_holder_does_not_wedge_it(make_world: MakeWorld) -> None:
     world = make_world()
     server = world.server
