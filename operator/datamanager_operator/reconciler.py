@@ -232,8 +232,8 @@ class Reconciler:
             created = await self.cluster.create_job(manifest)
         except AlreadyExistsError:
             existing = await self.cluster.get_job(view.namespace, run.job_name)
-            if existing is not None:  # ours when it carries the run's uid; the next decision sees which
-                self.caches.jobs.apply(JobView.of(existing))
+            if existing is not None:
+                self._found(view, run, JobView.of(existing))
             return True
         except RejectedError as exc:
             count = self._refusals.get((view.key, run.uid), (0, ""))[0] + 1
@@ -255,13 +255,22 @@ class Reconciler:
         live read of the resource still finds the run claimed (in that order: see the module docstring)."""
         job = await self.cluster.get_job(view.namespace, run.job_name)
         if job is not None:
-            self.caches.jobs.apply(JobView.of(job))
+            self._found(view, run, JobView.of(job))
             return False
         fresh = await self._read(view.key)
         if fresh is None:
             return False
         claimed = ResourceStatus.model_validate(fresh.status).active_runs
         return fresh.uid == view.uid and any(r.uid == run.uid and r.number == run.number for r in claimed)
+
+    def _found(self, view: ResourceView, run: RunRef, job: JobView) -> None:
+        """A Job under ``run``'s name: the run's own when it carries the run's uid (a create whose answer was
+        lost); another's otherwise, which fails the run (JobRejected), also when the cache cannot show that
+        Job (one without the operator's labels or owner reference)."""
+        self.caches.jobs.apply(job)
+        if job.run_uid != run.uid:
+            message = f"a Job named {run.job_name} already exists and belongs to another run"
+            self._refusals[(view.key, run.uid)] = (REFUSALS, message)
 
     async def _read(self, key: Key) -> ResourceView | None:
         """The resource read live, into the cache."""

@@ -385,9 +385,6 @@ def test_a_job_the_server_refuses_fails_its_run_as_job_rejected_after_three_atte
     assert creations(server, key) == 0
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: the run waits for ever on a Job under its name that is not its own"
-)
 @pytest.mark.parametrize("labelled", [True, False], ids=["with-the-operators-labels", "without-labels"])
 def test_a_job_already_under_the_runs_name_is_never_adopted(make_world: MakeWorld, labelled: bool) -> None:
     world = make_world()
