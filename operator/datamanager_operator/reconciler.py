@@ -2,7 +2,8 @@
 pure ``planning.decide``), and act under the resource's Lease in the one order that keeps runs exactly once:
 
 1. **Status first**, fenced by the resourceVersion the decision was made on: new runs are claimed (id, number,
-   uid, Job name) and outcomes recorded. A replica acting on an old view gets 409 and decides again.
+   uid, Job name) and outcomes recorded. A replica acting on an old view gets 409 and decides again. When
+   status does not change, a live read confirms the view before any Job is deleted or released.
 2. **Then Jobs of recorded runs are deleted** (replaced, past the history limits, ...): under Replace the old
    Job is going before its successor exists.
 3. **Then Jobs are created**, only for runs that status claims, each with the run's uid and the operator's
@@ -138,6 +139,12 @@ class Reconciler:
                 return 0.0  # changed since it was read: decide again on the fresh object
             view = written
             self._committed(view, decision)
+        elif decision.delete or decision.release:
+            # no fenced write vouches for this view: a resource cache one write behind its Job cache would
+            # take the newest run's Job for an ended run's, so the view is read live first
+            fresh = await self._read(view.key)
+            if fresh is None or fresh.resource_version != view.resource_version:
+                return 0.0 if fresh is not None else None
         for name in decision.delete:
             await self.cluster.delete_job(view.namespace, name)
         for run in decision.create:

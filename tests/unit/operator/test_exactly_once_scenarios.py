@@ -541,9 +541,6 @@ def test_a_lagging_resource_cache_never_strips_a_live_runs_job_of_its_finalizer(
     assert creations(server, key) == 1
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: Jobs are deleted and released on a view no write or read confirms"
-)
 def test_a_stale_status_view_never_deletes_or_releases_an_active_runs_job(make_world: MakeWorld) -> None:
     """Under Allow, a replica whose resource cache is one write behind its Job cache sees the newest run's Job
     as a Job of no active run: deleting and releasing it (with no status write to fence the view) let it go,
