@@ -609,9 +609,6 @@ def test_a_status_write_leaves_no_field_of_the_previous_run_behind(make_world: M
     assert not server.violations, "\n".join(server.violations)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: a spec change moves lastScheduleTime back on a replica whose clock is behind"
-)
 def test_clock_skew_between_replicas_never_replays_a_schedule_slot(make_world: MakeWorld) -> None:
     """A replica whose clock is a minute ahead starts the 10:00 slot; one a minute behind takes a spec change
     and must not move lastScheduleTime back before 10:00, or it starts the 10:00 slot again."""
