@@ -478,12 +478,15 @@ class FakeServer:
         ]
 
     def finish_job(self, namespace: str, name: str, exit_code: int, reason: str | None = None) -> bool:
-        """The Job's pod ends with ``exit_code`` (0: success, with a worker summary), and so does the Job."""
+        """The Job's pod ends with ``exit_code`` (0: success, with a worker summary), and so does the Job. A
+        pod that waits on its image never runs: only the deadline (``reason``) ends such a Job."""
         self.actor = "job controller"
         job = self.objects["Job"].get((namespace, name))
         if job is None or job["metadata"].get("deletionTimestamp") or finished(job):
             return False
         record = self.jobs[job["metadata"]["uid"]]
+        if record.stuck and reason is None:
+            return False
         for pod in self.pods_of(namespace, name):
             terminated: Body = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error"}
             if exit_code == 0:

@@ -173,12 +173,15 @@ class ExactlyOnceModel(RuleBasedStateMachine):
         return existing[index % len(existing)] if existing else None
 
     def _job(self, index: int, *, running: bool | None = None) -> tuple[str, str] | None:
-        """A Job by index: any (None), only unfinished ones not being deleted (True), only the others."""
+        """An operator's Job by index: any (None), unfinished ones not being deleted (True), the others."""
         jobs = sorted(
             ref
             for ref, job in self.server.objects["Job"].items()
-            if running is None
-            or running == (not finished(job) and not job["metadata"].get("deletionTimestamp"))
+            if not self.server.jobs[job["metadata"]["uid"]].foreign
+            and (
+                running is None
+                or running == (not finished(job) and not job["metadata"].get("deletionTimestamp"))
+            )
         )
         return jobs[index % len(jobs)] if jobs else None
 
@@ -257,10 +260,11 @@ class ExactlyOnceModel(RuleBasedStateMachine):
     @rule(
         replica=st.integers(0, REPLICAS - 1),
         index=st.integers(0, 7),
-        what=st.sampled_from(("round", "round", "reconcile", "beat-and-round")),
+        what=st.sampled_from(("round", "round", "reconcile", "beat-and-round", "round-resources-behind")),
     )
     def operate(self, replica: int, index: int, what: str) -> None:
-        """A replica reconciles one resource, or catches up with its watches and reconciles every one."""
+        """A replica reconciles one resource, or catches up with its watches (maybe all but the resources')
+        and reconciles every one."""
         self._begin(f"operator:{what}")
         target = self.world.slots[replica]
         if what == "reconcile":
@@ -268,7 +272,11 @@ class ExactlyOnceModel(RuleBasedStateMachine):
         else:
             if what == "beat-and-round":
                 self.world.beat(target)
-            target.deliver_all()
+            if what == "round-resources-behind":
+                target.deliver("jobs")
+                target.deliver("pods")
+            else:
+                target.deliver_all()
             keys = list(self.keys)
         for key in keys:
             STATS[f"reconcile:{self.world.reconcile(target, key)}"] += 1
@@ -339,11 +347,14 @@ class ExactlyOnceModel(RuleBasedStateMachine):
         target = self.world.slots[replica]
         server = self.server
         done = True
-        if kind in REQUEST_FAULTS:  # the next requests (of one replica, or anyone's) answer this
+        if kind in REQUEST_FAULTS:  # the next requests (of one replica, or anyone's) answer this ...
             fault = Fault(kind, verb, target.identity if flag else None, count + 1)
             if verb is not None and not fault.applies(verb, target.identity):
                 fault.verb = None  # e.g. a 409 Conflict: an answer to writes with a precondition only
             server.faults.append(fault)
+            target.deliver_all()  # ... starting with a round of that replica's
+            for key in list(self.keys):
+                STATS[f"reconcile:{self.world.reconcile(target, key)}"] += 1
         elif kind == "crash-mid-reconcile":  # dies at its count-th next request, which is applied or not
             done = target.alive
             if done:
