@@ -18,7 +18,14 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from datamanager.api.analyticsjob import AnalyticsJobSpec
-from datamanager.api.common import _DURATION_UNITS, GROUP, VERSION, Interval
+from datamanager.api.common import (
+    _DURATION_UNITS,
+    CANDLE_GRACE,
+    GROUP,
+    VERSION,
+    Interval,
+    describe_minimum_window,
+)
 from datamanager.api.dataaudit import DataAuditSpec
 from datamanager.api.status import ResourceStatus
 
@@ -95,6 +102,16 @@ _WINDOW_SECONDS = (
     "int(self.window.substring(0, size(self.window) - 1))"
     f" * {_UNIT_SECONDS}[self.window.substring(size(self.window) - 1)]"
 )
+_GRACE = int(CANDLE_GRACE.total_seconds())
+_MINIMUMS = ", ".join(f"{describe_minimum_window(i)} for {i.value}" for i in Interval)
+# The same message naming the longest interval and its minimum, in whole minutes.
+_LONGEST = f"self.intervals.map(i, {_INTERVAL_SECONDS}[i]).max()"
+_WINDOW_MESSAGE = (
+    "'window ' + self.window + ' is too short for interval '"
+    f" + self.intervals.filter(i, {_INTERVAL_SECONDS}[i] == {_LONGEST})[0]"
+    f" + ': it must be at least ' + string((2 * {_LONGEST} + {_GRACE}) / 60) + 'm'"
+    " + ' (twice the interval plus the 60 s grace), so that it always holds a closed candle'"
+)
 # One cron field: *, numbers, names, ranges, steps and lists (what croniter accepts for 5-field expressions).
 _CRON_FIELD = r"(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*"
 _CRON = rf"^{_CRON_FIELD}( +{_CRON_FIELD}){{4}}$|^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$"
@@ -113,8 +130,10 @@ def _zones_rule() -> Schema:
 def _spec_rules() -> list[Schema]:
     return [
         {
-            "rule": f"self.intervals.all(i, {_WINDOW_SECONDS} > {_INTERVAL_SECONDS}[i])",
-            "message": "window must be longer than every interval (e.g. window 24h with interval 1h)",
+            "rule": f"self.intervals.all(i, {_WINDOW_SECONDS} >= 2 * {_INTERVAL_SECONDS}[i] + {_GRACE})",
+            "message": "window must be at least twice the longest interval plus one minute, so that it always"
+            f" holds a closed candle: {_MINIMUMS}",
+            "messageExpression": _WINDOW_MESSAGE,
             "fieldPath": ".window",
             "reason": "FieldValueInvalid",
         },

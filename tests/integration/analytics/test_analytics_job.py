@@ -120,7 +120,10 @@ def test_shards_split_symbols_and_only_shard_zero_correlates(
 def test_short_window_gives_insufficient_data_with_counts(
     tmp_path: Path, seeded: Seeded, mongodb_uri: str, mongo_database: str, mongo: MongoClient[dict[str, Any]]
 ) -> None:
-    outcome = run_analytics(tmp_path, seeded.mysql_dsn, mongodb_uri, mongo_database, "--window", "40h")
+    # 40 hours of 1h candles (a 1d dataset needs at least 2881m: the window must hold a closed candle)
+    outcome = run_analytics(
+        tmp_path, seeded.mysql_dsn, mongodb_uri, mongo_database, "--intervals", "1h", "--window", "40h"
+    )
     assert outcome.code == ExitCode.OK
     trend = mongo[mongo_database]["analytics"].find_one(
         {"symbol": "BTCUSDT", "interval": "1h", "family": "trend"}
