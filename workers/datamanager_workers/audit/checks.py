@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from datamanager.api import AuditCheck, DataAuditSpec, Interval
+from datamanager.api.common import describe_minimum_window
 from datamanager_workers.audit import queries
 from datamanager_workers.audit.findings import (
     OHLC_RULES,
@@ -57,6 +58,17 @@ async def audit_table(
     }
     if not symbols:
         return []
+    if window.expected == 0:
+        # Only a window shorter than the API's minimum gets here (at some times of day): judging a dataset
+        # that should hold nothing would score an empty window as a dead feed.
+        for audit in audits.values():
+            audit.status = DatasetStatus.NOT_SCOREABLE
+            minimum = describe_minimum_window(interval)
+            audit.message = (
+                f"the {window.length_text} window ending {window.end:%Y-%m-%dT%H:%M:%SZ} expects no closed "
+                f"{interval.value} candle: a window of at least {minimum} always does"
+            )
+        return list(audits.values())
     if not await source.table_exists(table):
         for audit in audits.values():
             audit.status = DatasetStatus.MISSING_TABLE
@@ -94,6 +106,10 @@ async def audit_table(
                 audit.message = (
                     f"no candles for {audit.symbol} in {table} in the window; the last opened {opened}"
                 )
+            if AuditCheck.GAPS in checks:
+                # The largest gap there is: listed, so that it gets a backfill request like any other.
+                audit.gaps = [Gap("entire", window.first_expected, window.last_expected, window.expected)]
+                audit.gap_count = 1
         elif AuditCheck.GAPS in checks:
             run.add_edge_gaps(audit)
     return list(audits.values())
@@ -225,10 +241,13 @@ class _TableQueries:
             limit=self.spec.max_findings,
             hint=self.hint,
         )
-        for symbol, open_time, close, r, threshold, total in await self.source.fetch_all(sql, self.params):
+        for row in await self.source.fetch_all(sql, self.params):
+            symbol, open_time, close, kind, value, mean, threshold, total = row
             audit = self._audit(symbol)
             if audit is not None:
-                audit.spikes.append(Spike(to_utc(open_time), float(r), float(threshold), close=close))
+                audit.spikes.append(
+                    Spike(to_utc(open_time), kind, float(value), float(mean), float(threshold), close=close)
+                )
                 audit.spike_count = int(total)
 
     def add_edge_gaps(self, audit: DatasetAudit) -> None:

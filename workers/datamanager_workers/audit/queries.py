@@ -16,9 +16,13 @@ Portable to MariaDB 10.11 and MySQL 8: window functions with named windows and R
 ``MOD(TO_SECONDS(t), step) = 0`` is the interval's grid for every interval up to a day), ``DIV``, ``LN``,
 ``SQRT`` and bit operations. Table names are validated identifiers and the interval, limits and sigma are
 numbers, so they are formatted in; values go through parameters: every query takes ``range_params`` (the
-symbols, then first and last expected open time) except ``last_open_times``. Comparisons with NULL are
-unknown and count as no violation: the extractor's columns are NOT NULL. ``hint`` is an index hint
+symbols, then first and last expected open time) except ``last_open_times``. ``hint`` is an index hint
 (``IGNORE INDEX (...)``) for the table's scans, or empty.
+
+NULLs: the extractor's columns are NOT NULL, but a copy or a view may hold NULLs. A rule is written as an OR
+of comparisons, so it holds when any comparison over non-NULL values holds, and a NULL alone breaks only the
+``null_value`` rule; every rule's bit is ``COALESCE``d, so one NULL never makes the mask NULL. A row without
+an open time or a symbol cannot be placed in a window: the range conditions leave it out of every query.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from datamanager_workers.audit.findings import OHLC_RULES
+from datamanager_workers.audit.findings import OHLC_RULES, QUOTE_TOLERANCE
 
 
 def _in(count: int) -> str:
@@ -42,19 +46,38 @@ def range_params(symbols: Sequence[str], first: datetime, last: datetime) -> tup
     return (*symbols, first, last)
 
 
+_PRICES = ("open_price", "high_price", "low_price", "close_price")
+_VOLUMES = ("volume", "quote_asset_volume", "taker_buy_base_asset_volume", "taker_buy_quote_asset_volume")
+# Every column a rule reads besides the open time (a row without one is in no window).
+_RULE_COLUMNS = (*_PRICES, *_VOLUMES, "number_of_trades", "close_time")
+
+
+def _any(template: str, columns: Sequence[str]) -> str:
+    return " OR ".join(template.format(column) for column in columns)
+
+
 def _rule_sql(rule: str, step: int) -> str:
-    """The predicate that is true when a row breaks ``rule``."""
+    """The predicate that is true when a row breaks ``rule`` (NULL or false when it does not)."""
+    tolerance = str(QUOTE_TOLERANCE)
     return {
-        "low_above_open_close": "low_price > LEAST(open_price, close_price)",
-        "high_below_open_close": "high_price < GREATEST(open_price, close_price)",
+        "low_above_open_close": "low_price > open_price OR low_price > close_price",
+        "high_below_open_close": "high_price < open_price OR high_price < close_price",
         "low_above_high": "low_price > high_price",
-        "non_positive_price": "LEAST(open_price, high_price, low_price, close_price) <= 0",
-        "negative_volume": "LEAST(volume, quote_asset_volume, taker_buy_base_asset_volume,"
-        " taker_buy_quote_asset_volume, number_of_trades) < 0",
+        "non_positive_price": _any("{} <= 0", _PRICES),
+        "negative_volume": _any("{} < 0", (*_VOLUMES, "number_of_trades")),
         "close_time_mismatch": (
             f"TO_SECONDS(close_time) - TO_SECONDS(open_time) NOT BETWEEN {step - 1} AND {step}"
         ),
         "misaligned_open_time": f"MOD(TO_SECONDS(open_time), {step}) <> 0",
+        "null_value": _any("{} IS NULL", _RULE_COLUMNS),
+        "quote_volume_outside_range": (
+            f"quote_asset_volume < volume * low_price - {tolerance}"
+            f" OR quote_asset_volume > volume * high_price + {tolerance}"
+        ),
+        "taker_buy_above_total": (
+            "taker_buy_base_asset_volume > volume OR taker_buy_quote_asset_volume > quote_asset_volume"
+        ),
+        "volume_without_trades": "number_of_trades = 0 AND volume <> 0",
     }[rule]
 
 
@@ -74,7 +97,7 @@ def violations(table: str, step: int, symbols: int, limit: int, hint: str = "") 
     such rows, then the rows breaking each rule in ``OHLC_RULES`` order. No row comes back for a symbol
     without one."""
     any_rule = " OR ".join(f"({_rule_sql(rule, step)})" for rule in OHLC_RULES)
-    mask = " + ".join(f"({_rule_sql(rule, step)}) * {1 << i}" for i, rule in enumerate(OHLC_RULES))
+    mask = " + ".join(f"COALESCE({_rule_sql(rule, step)}, 0) * {1 << i}" for i, rule in enumerate(OHLC_RULES))
     rules = range(len(OHLC_RULES))
     rule_totals = ", ".join(f"SUM((broken & {1 << i}) > 0) OVER totals AS rule_{i}" for i in rules)
     rule_columns = ", ".join(f"rule_{i}" for i in rules)
@@ -157,46 +180,72 @@ def spikes(
     limit: int,
     hint: str = "",
 ) -> str:
-    """Spikes: a log return between adjacent candles (the later with trades, both prices positive) whose
-    magnitude exceeds ``sigma`` sample standard deviations of the returns of the previous ``lookback``
-    candles, at least ``min_returns`` of which exist. A spread below 1e-9 (a variance below 1e-18) counts as
-    none: rolling sums leave rounding residue of that order where the returns were all equal.
+    """Spikes, judged against the previous ``lookback`` candles of the symbol:
 
-    The first ``limit`` per symbol: symbol, open_time, close, log return, threshold (sigma x the rolling
-    standard deviation), then the symbol's exact total. No row comes back for a symbol without one.
+    - a return spike: a log return between adjacent candles (the later with trades, both closes positive)
+      with ``|r - mean| > sigma x sd``, mean and sd the sample mean and standard deviation of the returns in
+      the look-back, at least ``min_returns`` of which exist;
+    - a range spike: a log range ln(high / low) (a candle with trades, 0 < low <= high) with
+      ``range - mean > sigma x sd`` over the ranges in the look-back, at least ``min_returns`` of them: a
+      wick that snaps back moves no close but widens the range.
+
+    A spread below 1e-9 (a variance below 1e-18) counts as none: rolling sums leave rounding residue of that
+    order where the values were all equal. The first ``limit`` spikes per symbol: symbol, open_time, close,
+    kind (``return``, or ``range`` for a candle that is only a range spike), its value (log return or log
+    range), the rolling mean and the threshold (sigma x the rolling standard deviation) it is judged
+    against, then the symbol's exact total. No row comes back for a symbol without one.
     """
     frame = f"PARTITION BY symbol ORDER BY open_time ROWS BETWEEN {int(lookback)} PRECEDING AND 1 PRECEDING"
-    # The three rolling aggregates share one named frame, so the server computes them in one pass; the
-    # variance comes from the sums (n * s2 - s1^2 ...), which is what lets them share it. The close price is
-    # looked up for the few rows found only: carrying a DECIMAL through the passes doubles their cost.
+    squared = f"{float(sigma) ** 2!r}"
+    enough = int(min_returns)
+    # The six rolling aggregates share one named frame, so the server computes them in one pass; each
+    # variance comes from its sums (n * s2 - s1^2 ...), which is what lets them share it. Only doubles go
+    # through the passes; the close price is looked up for the few rows found: carrying a DECIMAL through
+    # the passes doubles their cost.
     return f"""
 SELECT symbol, open_time,
        (SELECT MIN(close_price) FROM {table} AS candle
         WHERE candle.symbol = numbered.symbol AND candle.open_time = numbered.open_time) AS close_price,
-       r, threshold, total
+       kind, value, mean, threshold, total
 FROM (
-  SELECT symbol, open_time, r, {float(sigma)!r} * SQRT(variance) AS threshold,
+  SELECT symbol, open_time,
+         CASE WHEN return_spike THEN 'return' ELSE 'range' END AS kind,
+         CASE WHEN return_spike THEN r ELSE hl END AS value,
+         CASE WHEN return_spike THEN r_mean ELSE hl_mean END AS mean,
+         {float(sigma)!r} * SQRT(CASE WHEN return_spike THEN r_var ELSE hl_var END) AS threshold,
          COUNT(*) OVER (PARTITION BY symbol) AS total,
          ROW_NUMBER() OVER (PARTITION BY symbol ORDER BY open_time) AS nth
   FROM (
-    SELECT symbol, open_time, r,
-           CASE WHEN n >= {int(min_returns)} THEN (s2 - s1 * s1 / n) / (n - 1) END AS variance
+    SELECT symbol, open_time, r, hl, r_mean, r_var, hl_mean, hl_var,
+           COALESCE(r_var > 1e-18 AND (r - r_mean) * (r - r_mean) > {squared} * r_var, 0) AS return_spike,
+           COALESCE(hl_var > 1e-18 AND hl > hl_mean AND (hl - hl_mean) * (hl - hl_mean) > {squared} * hl_var,
+                    0) AS range_spike
     FROM (
-      SELECT returns.*, SUM(r) OVER recent AS s1, SUM(r * r) OVER recent AS s2, COUNT(r) OVER recent AS n
+      SELECT symbol, open_time, r, hl,
+             s1 / n AS r_mean, CASE WHEN n >= {enough} THEN (s2 - s1 * s1 / n) / (n - 1) END AS r_var,
+             h1 / m AS hl_mean, CASE WHEN m >= {enough} THEN (h2 - h1 * h1 / m) / (m - 1) END AS hl_var
       FROM (
-        SELECT symbol, open_time,
-               CASE WHEN TO_SECONDS(open_time) - LAG(TO_SECONDS(open_time)) OVER ordered = {step}
-                         AND number_of_trades > 0 AND close_price > 0
-                    THEN LN(close_price)
-                         - LAG(CASE WHEN close_price > 0 THEN LN(close_price) END) OVER ordered
-               END AS r
-        FROM {table} {hint} WHERE {_range(symbols)}
-        WINDOW ordered AS (PARTITION BY symbol ORDER BY open_time)
-      ) returns
-      WINDOW recent AS ({frame})
-    ) framed
+        SELECT returns.*,
+               SUM(r) OVER recent AS s1, SUM(r * r) OVER recent AS s2, COUNT(r) OVER recent AS n,
+               SUM(hl) OVER recent AS h1, SUM(hl * hl) OVER recent AS h2, COUNT(hl) OVER recent AS m
+        FROM (
+          SELECT symbol, open_time,
+                 CASE WHEN TO_SECONDS(open_time) - LAG(TO_SECONDS(open_time)) OVER ordered = {step}
+                           AND number_of_trades > 0 AND close_price > 0
+                      THEN LN(close_price)
+                           - LAG(CASE WHEN close_price > 0 THEN LN(close_price) END) OVER ordered
+                 END AS r,
+                 CASE WHEN number_of_trades > 0 AND low_price > 0 AND high_price >= low_price
+                      THEN LN(high_price) - LN(low_price)
+                 END AS hl
+          FROM {table} {hint} WHERE {_range(symbols)}
+          WINDOW ordered AS (PARTITION BY symbol ORDER BY open_time)
+        ) returns
+        WINDOW recent AS ({frame})
+      ) framed
+    ) centred
   ) judged
-  WHERE variance > 1e-18 AND r * r > {float(sigma) ** 2!r} * variance
+  WHERE return_spike OR range_spike
 ) numbered
 WHERE nth <= {int(limit)}
 ORDER BY symbol, open_time"""
