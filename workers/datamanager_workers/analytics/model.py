@@ -37,6 +37,7 @@ class FamilyResult:
     required: int  # candles the family needs before it reports a number
     values: dict[str, Value] = field(default_factory=dict)
     reason: str | None = None  # why there are no values
+    excluded: int = 0  # bad candles left out before computing (see candles.py); ``candles`` counts the rest
 
     @property
     def status(self) -> str:
