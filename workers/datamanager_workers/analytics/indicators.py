@@ -14,7 +14,7 @@ import numpy as np
 
 from datamanager_workers.analytics.arrays import F64
 from datamanager_workers.analytics.gaps import Bool, Defined, pairs_everywhere
-from datamanager_workers.analytics.rolling import rolling_mean, rolling_slope
+from datamanager_workers.analytics.rolling import rolling_mean
 from datamanager_workers.analytics.smoothing import ema_from, first_valid, sma_seeded
 
 
@@ -134,8 +134,3 @@ def macd(close: F64, fast: int, slow: int, signal: int) -> Macd:
     signal_line = sma_seeded(line, signal, 2.0 / (signal + 1))
     line[: first_valid(signal_line)] = np.nan  # TA-Lib reports the three lines from the same candle
     return Macd(line=line, signal=signal_line, histogram=line - signal_line)
-
-
-def linreg_slope(x: F64, period: int) -> F64:
-    """Least-squares slope over each trailing window (TA-Lib LINEARREG_SLOPE), units of x per candle."""
-    return rolling_slope(x, period)
