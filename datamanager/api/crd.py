@@ -104,12 +104,17 @@ _WINDOW_SECONDS = (
 )
 _GRACE = int(CANDLE_GRACE.total_seconds())
 _MINIMUMS = ", ".join(f"{describe_minimum_window(i)} for {i.value}" for i in Interval)
-# The same message naming the longest interval and its minimum, in whole minutes.
-_LONGEST = f"self.intervals.map(i, {_INTERVAL_SECONDS}[i]).max()"
+# The same message naming the longest interval and its minimum: membership tests from the longest interval
+# down (a nested map/filter over the list costs the API server's estimate over its CEL budget).
+_LONGEST_MINIMUM = (
+    "".join(
+        f"'{i.value}' in self.intervals ? '{i.value}: it must be at least {describe_minimum_window(i)}' : "
+        for i in sorted(Interval, key=lambda interval: -interval.seconds)
+    )
+    + "''"
+)
 _WINDOW_MESSAGE = (
-    "'window ' + self.window + ' is too short for interval '"
-    f" + self.intervals.filter(i, {_INTERVAL_SECONDS}[i] == {_LONGEST})[0]"
-    f" + ': it must be at least ' + string((2 * {_LONGEST} + {_GRACE}) / 60) + 'm'"
+    f"'window ' + self.window + ' is too short for interval ' + ({_LONGEST_MINIMUM})"
     " + ' (twice the interval plus the 60 s grace), so that it always holds a closed candle'"
 )
 # One cron field: *, numbers, names, ranges, steps and lists (what croniter accepts for 5-field expressions).
