@@ -76,7 +76,7 @@ async def audit_table(
             audit.missing_candles = window.expected
         return list(audits.values())
 
-    run = _TableQueries(source, spec, audits, quote(table), interval, window)
+    run = _TableQueries(source, spec, audits, table, interval, window)
     run.hint = await index_hint(source, table, interval.seconds, len(symbols), run.params)
     wanted: list[Coroutine[Any, Any, None]] = []
     if AuditCheck.SPIKES in checks:
@@ -161,7 +161,8 @@ class _TableQueries:
         self.source = source
         self.spec = spec
         self.audits = audits
-        self.table = table
+        self.name = table
+        self.table = quote(table)
         self.step = interval.seconds
         self.window = window
         self.count = len(audits)
@@ -198,7 +199,11 @@ class _TableQueries:
     async def violations(self) -> None:
         for clean in self.audits.values():
             clean.rule_counts = dict.fromkeys(OHLC_RULES, 0)
-        sql = queries.violations(self.table, self.step, self.count, self.spec.max_findings, self.hint)
+        found = {row[0] for row in await self.source.fetch_all(queries.NULLABLE_COLUMNS, (self.name,))}
+        nullable = [column for column in queries.RULE_COLUMNS if column in found]
+        sql = queries.violations(
+            self.table, self.step, self.count, self.spec.max_findings, self.hint, nullable
+        )
         for row in await self.source.fetch_all(sql, self.params):
             audit = self._audit(row[0])
             if audit is not None:

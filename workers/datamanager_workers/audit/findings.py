@@ -121,21 +121,20 @@ class OhlcViolation:
     volume: Decimal | None
 
 
-SpikeKind = Literal["return", "range"]
+SpikeKind = Literal["return", "wick"]
 
 
 @dataclass(frozen=True)
 class Spike:
-    """A candle whose close-to-close log return, or whose log range ln(high / low), lies further than
-    ``threshold`` from the rolling ``mean`` of its kind: ``|value - mean| > threshold`` for a return,
-    ``value - mean > threshold`` for a range (a narrow range is no defect). A candle that is both is a
-    ``return`` spike."""
+    """A candle whose close-to-close log return lies further than ``threshold`` from the rolling ``mean``
+    (``|value - mean| > threshold``), or whose longer wick exceeds ``threshold`` (a move that snapped back
+    within the candle). A candle that is both is a ``return`` spike."""
 
     open_time: datetime
     kind: SpikeKind
-    value: float  # the log return, or the log range
-    mean: float  # the rolling mean of that kind over the look-back
-    threshold: float  # sigma x the rolling standard deviation of that kind
+    value: float  # the log return, or the wick: ln(high / max(open, close)) or ln(min(open, close) / low)
+    mean: float  # the rolling mean of the returns over the look-back
+    threshold: float  # sigma x the rolling standard deviation of the returns
     close: Decimal | None
 
 
