@@ -79,10 +79,11 @@ def test_a_dataset_whose_every_row_breaks_an_ohlc_rule_is_critical() -> None:
 def test_a_dataset_whose_every_candle_is_stored_twice_is_critical() -> None:
     """It scored 95 (healthy)."""
     audit = dataset(Interval.H1, timedelta(days=7))
-    twice = replace(audit, rows=2 * audit.rows, duplicate_rows=audit.rows, duplicate_times=audit.rows)
+    n = audit.rows
+    twice = replace(audit, rows=2 * n, copies=n, duplicate_rows=n, duplicate_times=n)
     assert level(twice) is Level.CRITICAL
     most = audit.rows // 2 + 1  # mostly duplicated: more than half the candles have a copy
-    assert level(replace(audit, rows=audit.rows + most, duplicate_rows=most, duplicate_times=most)) is (
+    assert level(replace(audit, rows=n + most, copies=most, duplicate_rows=most, duplicate_times=most)) is (
         Level.CRITICAL
     )
 
@@ -174,6 +175,7 @@ def with_defects(counts: dict[str, int]) -> DatasetAudit:
         gap_count=counts["gaps"] + (1 if missing else 0),
         missing_candles=missing,
         invalid_rows=min(counts["invalid"], rows),
+        copies=counts["copies"],
         duplicate_rows=counts["copies"],
         duplicate_times=counts["copies"],
         spike_count=counts["spikes"],

@@ -70,7 +70,7 @@ DEFECTS: dict[str, dict[str, object]] = {
         "missing_candles": 3,
     },
     "invalid row": {"invalid_rows": 1},
-    "duplicate": {"rows": WINDOW.expected + 1, "duplicate_rows": 1, "duplicate_times": 1},
+    "duplicate": {"rows": WINDOW.expected + 1, "copies": 1, "duplicate_rows": 1, "duplicate_times": 1},
     "spike": {"spike_count": 1},
     "stale": {
         "freshness": Freshness(last_open_time=WINDOW.last_expected - timedelta(hours=1), stale_candles=1)
@@ -131,7 +131,7 @@ def test_a_ceiling_holds_the_score_at_the_worst_of_its_sub_scores() -> None:
 
 def test_a_tiny_defect_never_displays_as_100() -> None:
     big = AuditWindow.ending_at(END, timedelta(days=365), Interval.M1)
-    audit = clean(window=big, rows=big.expected + 1, present=big.expected, duplicate_rows=1)
+    audit = clean(window=big, rows=big.expected + 1, present=big.expected, copies=1, duplicate_rows=1)
     assert score(audit) < 100.0
     assert display(score(audit)) == 99.99
 

@@ -88,6 +88,7 @@ async def audit_table(
 
     for audit in audits.values():
         audit.present = run.on_grid.get(audit.symbol, 0) - run.copies_on_grid.get(audit.symbol, 0)
+        audit.copies = run.copies.get(audit.symbol, 0)
         last = run.last_open.get(audit.symbol)
         if AuditCheck.FRESHNESS in checks:
             stale = (
@@ -175,6 +176,7 @@ class _TableQueries:
         self.last_open: dict[str, datetime] = {}
         self.on_grid: dict[str, int] = {}  # rows on the interval's grid, copies included
         self.copies_on_grid: dict[str, int] = {}  # of which extra copies of an open time
+        self.copies: dict[str, int] = {}  # extra copies of an open time, on the grid or off it
 
     def _audit(self, symbol: str) -> DatasetAudit | None:
         # MySQL compares symbols without regard to case; the spec's are upper case.
@@ -222,6 +224,7 @@ class _TableQueries:
             if audit is None:
                 continue
             self.copies_on_grid[audit.symbol] = int(on_grid)
+            self.copies[audit.symbol] = int(copies)
             moment = to_utc(open_time)
             if list_copies:
                 audit.duplicate_times, audit.duplicate_rows = int(copied), int(copies)

@@ -162,6 +162,7 @@ class DatasetAudit:
     status: DatasetStatus = DatasetStatus.OK
     message: str = ""
     rows: int = 0  # rows in the window, duplicates included
+    copies: int = 0  # extra copies of an open time among them, counted whichever checks ran
     present: int = 0  # distinct expected open times that have a row
     quiet_candles: int = 0  # candles without trades: normal in thin markets, never a defect
     gaps: list[Gap] = field(default_factory=list)
@@ -176,3 +177,8 @@ class DatasetAudit:
     spikes: list[Spike] = field(default_factory=list)
     spike_count: int = 0
     freshness: Freshness | None = None
+
+    @property
+    def stored(self) -> int:
+        """Distinct open times stored in the window: rows less the extra copies."""
+        return self.rows - self.copies

@@ -3,7 +3,8 @@ mean what an operator would page on.
 
 - completeness = 100 x min(1, present / expected): distinct on-grid candles over the candles the window
   should hold, capped (the old model was not capped, and over-full windows broke it).
-- validity = 100 x (1 - invalid rows / rows): rows breaking any OHLC rule.
+- validity = 100 x (1 - min(1, invalid rows / distinct candles)): rows breaking any OHLC rule, per open time
+  stored (per row, a valid copy would dilute the invalid ones and raise the score).
 - uniqueness = 100 x (1 - min(1, extra copies / distinct candles)): copies of an open time beyond the first,
   per open time stored; every candle stored twice is 0.
 - freshness = 100 x 2 ^ -((stale candles / 3) ^ 2): 92.6 one closed candle behind, 73.5 two, 50 three, 29
@@ -11,6 +12,8 @@ mean what an operator would page on.
   (the old model used a fixed 300 s and scored every 1h and 1d dataset 0).
 - continuity = 100 x (1 - min(1, (gaps + spikes) / expected)): how often the series breaks, apart from how
   much is missing.
+
+Distinct candles are the open times stored in the window (rows less the extra copies: ``stored``).
 
 A sub-score exists only when its check ran (completeness and continuity need ``gaps``, continuity also
 counts ``spikes``). The score is the weighted mean of those that exist, with integer weights so that a clean
@@ -90,9 +93,9 @@ def subscores(audit: DatasetAudit) -> dict[str, float]:
     if AuditCheck.GAPS in checks:
         result["completeness"] = 100.0 * min(1.0, audit.present / expected) if expected else 100.0
     if AuditCheck.OHLC in checks:
-        result["validity"] = _ratio_score(audit.invalid_rows, audit.rows)
+        result["validity"] = _ratio_score(audit.invalid_rows, audit.stored)
     if AuditCheck.DUPLICATES in checks:
-        result["uniqueness"] = _ratio_score(audit.duplicate_rows, audit.rows - audit.duplicate_rows)
+        result["uniqueness"] = _ratio_score(audit.duplicate_rows, audit.stored)
     if AuditCheck.FRESHNESS in checks and audit.freshness is not None:
         stale = audit.freshness.stale_candles if audit.freshness.last_open_time else math.inf
         result["freshness"] = freshness_score(stale)
