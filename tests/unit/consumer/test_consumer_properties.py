@@ -183,7 +183,7 @@ def test_symbol_is_found_wherever_the_format_puts_it(generated: list[tuple[str, 
 BAD_SYMBOLS = st.sampled_from([None, "", " ", "BTC USDT", "X" * (MAX_SYMBOL_LENGTH + 1), "a\nb"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(EVENTS, st.lists(st.tuples(st.integers(0, 20), BAD_SYMBOLS), min_size=1, max_size=5))
 def test_bad_elements_of_a_list_never_drop_the_good_ones(
     generated: list[tuple[str, str, int]], bad: list[tuple[int, str | None]]
