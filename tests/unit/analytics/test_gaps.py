@@ -136,7 +136,7 @@ def test_24_of_720_candles_missing_no_longer_inflate_the_volatility() -> None:
     assert rows_rms > 1.25 * TRUE_VOLATILITY  # sqrt((29 + 25) / 29) = 1.36 in expectation
 
 
-def test_a_gap_does_not_inflate_yang_zhang_atr_or_adx() -> None:
+def test_a_gap_does_not_inflate_yang_zhang_or_atr() -> None:
     full = hourly_walk(720, 11)
     mask = np.ones(720, dtype=bool)
     mask[690:714] = False
