@@ -1,8 +1,8 @@
 # mypy: disable-error-code="union-attr, index"
 # (every field of an API object is Optional; a None where a test expects a value fails it anyway)
-"""Exactly once on the real cluster, counted from the kube-apiserver's audit log (every `create jobs` that took
-effect: see tests/fixtures/audit.py), never from a watch: a watch can miss a Job created and deleted inside a
-gap.
+"""Exactly once on the real cluster, counted from the kube-apiserver's audit log (every `create jobs` that
+took effect: see tests/fixtures/audit.py), never from a watch: a watch can miss a Job created and deleted
+inside a gap.
 
 Runs are held active as long as a scenario needs with the process node's `slowpull.invalid/<seconds>/<image>`
 images (the pull takes that long, then the real worker runs).
