@@ -19,7 +19,14 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from datamanager.api.analyticsjob import AnalyticsJobSpec
-from datamanager.api.common import _DURATION_UNITS, GROUP, VERSION, Interval
+from datamanager.api.common import (
+    _DURATION_UNITS,
+    CANDLE_GRACE,
+    GROUP,
+    VERSION,
+    Interval,
+    describe_minimum_window,
+)
 from datamanager.api.dataaudit import DataAuditSpec
 from datamanager.api.schedule import (
     ASCENDING,
@@ -113,6 +120,22 @@ _WINDOW_SECONDS = (
     f" * {_UNIT_SECONDS}[self.window.substring(size(self.window) - 1)]"
 )
 
+_GRACE = int(CANDLE_GRACE.total_seconds())
+_MINIMUMS = ", ".join(f"{describe_minimum_window(i)} for {i.value}" for i in Interval)
+# The same message naming the longest interval and its minimum: membership tests from the longest interval
+# down (a nested map/filter over the list costs the API server's estimate over its CEL budget).
+_LONGEST_MINIMUM = (
+    "".join(
+        f"'{i.value}' in self.intervals ? '{i.value}: it must be at least {describe_minimum_window(i)}' : "
+        for i in sorted(Interval, key=lambda interval: -interval.seconds)
+    )
+    + "''"
+)
+_WINDOW_MESSAGE = (
+    f"'window ' + self.window + ' is too short for interval ' + ({_LONGEST_MINIMUM})"
+    " + ' (twice the interval plus the 60 s grace), so that it always holds a closed candle'"
+)
+
 
 # ---------------------------------------------------------------- schedule rules
 # datamanager.api.schedule's three rules, in its order and words: each fires only when the ones before it
@@ -194,8 +217,10 @@ def _zones_rule() -> Schema:
 def _spec_rules() -> list[Schema]:
     return [
         {
-            "rule": f"self.intervals.all(i, {_WINDOW_SECONDS} > {_INTERVAL_SECONDS}[i])",
-            "message": "window must be longer than every interval (e.g. window 24h with interval 1h)",
+            "rule": f"self.intervals.all(i, {_WINDOW_SECONDS} >= 2 * {_INTERVAL_SECONDS}[i] + {_GRACE})",
+            "message": "window must be at least twice the longest interval plus one minute, so that it always"
+            f" holds a closed candle: {_MINIMUMS}",
+            "messageExpression": _WINDOW_MESSAGE,
             "fieldPath": ".window",
             "reason": "FieldValueInvalid",
         },

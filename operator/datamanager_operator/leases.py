@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .cluster import AlreadyExistsError, Cluster, ConflictError
+from .cluster import AlreadyExistsError, Cluster, ConflictError, RejectedError
 from .model import LABEL_MANAGED_BY, MANAGED_BY, Body, Key
 
 LEASE_LABEL = "datamanager.petrosa.io/lease"  # "resource": a run Lease; "presence": an operator replica
@@ -136,6 +136,11 @@ class LeaseKeeper:
             written = await self.cluster.replace_lease({**lease, "spec": spec})
         except ConflictError:  # someone else wrote it in between: read again next time
             self._held.pop(key, None)
+            return False
+        except RejectedError as exc:
+            if exc.code != 404:
+                raise
+            self._held.pop(key, None)  # deleted under us (cleaned up, or by hand): read (and create) anew
             return False
         self._held[key] = Hold(written, started)
         self._seen.pop(key, None)

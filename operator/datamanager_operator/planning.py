@@ -315,9 +315,12 @@ class _Planner:
         if slot is not None:
             fields["last_schedule_time"] = iso(slot)
         elif spec.schedule and status.observed_generation != seen.generation:
-            # the schedule applies from this spec on: earlier slots were never this spec's to miss
+            # the schedule applies from this spec on: earlier slots were never this spec's to miss. Never
+            # back, though: a replica whose clock is behind would otherwise start a handled slot again
             before = latest(spec.schedule, spec.time_zone, self.now)
-            fields["last_schedule_time"] = iso(before) if before else status.last_schedule_time
+            handled = parse_time(status.last_schedule_time)
+            if before is not None and (handled is None or before > handled):
+                fields["last_schedule_time"] = iso(before)
         self.update(**fields)
         if seen.image_problem:
             self.end(run, Outcome(False, "ImageNotAllowed", seen.image_problem))

@@ -14,6 +14,7 @@ Application's ignoreDifferences are gone; deleting the Applications deletes noth
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import os
 import shutil
@@ -40,7 +41,7 @@ from lightkube.types import PatchType
 
 from tests.argocd_health import ARGOCD_CM, argocd_healths
 from tests.conftest import REPO, wait_for
-from tests.e2e.conftest import CandleSource
+from tests.e2e.conftest import CandleSource, _established
 from tests.e2e.test_operator import AnalyticsJob, DataAudit
 from tests.fixtures.kube import as_dict, name_of, resource
 from tests.rig.rig import free_port
@@ -74,7 +75,10 @@ def argocd(
 ) -> Iterator[ArgoCD]:
     binary = tool("argocd")
     for path in sorted((binary.parent.parent / "crds").glob("*.yaml")):
-        kube.apply(resource(CustomResourceDefinition, yaml.safe_load(path.read_text())), force=True)
+        manifest = yaml.safe_load(path.read_text())
+        kube.apply(resource(CustomResourceDefinition, manifest), force=True)
+        name = manifest["metadata"]["name"]
+        wait_for(functools.partial(_established, kube, name), 60, f"CRD {name} established")
     namespace = f"argocd-{uuid.uuid4().hex[:8]}"
     kube.create(Namespace(metadata=ObjectMeta(name=namespace)))
     settings = yaml.safe_load(ARGOCD_CM.read_text())["data"]
@@ -219,6 +223,9 @@ def test_argocd_syncs_the_example_applications_and_reports_the_operators_health(
         "consumer": {"replicas": 1, "nats": {"url": rig_env["RIG_NATS_URL"]}},
         "metrics": {"dashboard": {"enabled": True}},
     }
+    if image := rig_env.get("RIG_IMAGE"):  # container mode: the image `make image` built
+        repository, _, tag = image.rpartition(":")
+        chart_app["spec"]["source"]["helm"]["valuesObject"]["image"] = {"repository": repository, "tag": tag}
     resources_app["spec"]["destination"]["namespace"] = namespace
     try:
         for app in (chart_app, resources_app):

@@ -39,6 +39,7 @@ from tests.e2e.conftest import (
     RELEASE,
     RELEASE_NAMESPACE,
     CandleSource,
+    chart_image,
     resource_manifest,
     run_tool,
     tool_path,
@@ -187,6 +188,7 @@ def consumer_pod_ip(kube: Client, namespace: str, rig_env: dict[str, str]) -> It
         rig_env, "helm", "install", release, str(CHART), "-n", namespace, "--wait", "--timeout", "120s",
         "--set", "operator.enabled=false", "--set", "consumer.replicas=1",
         "--set", f"consumer.nats.url={rig_env['RIG_NATS_URL']}", "--set", f"consumer.nats.subject={subject}",
+        *chart_image(rig_env),
     )  # fmt: skip
     try:
         (pod,) = kube.list(Pod, namespace=namespace, labels={"app.kubernetes.io/instance": release})
@@ -221,7 +223,9 @@ def test_every_series_the_alerts_and_dashboard_read_exists_in_a_real_scrape(
 ) -> None:
     """Names and labels: each metric an alert or a panel reads has a sample with every label it relies on
     (the scrape adds job, pod and, for the consumer, namespace)."""
-    kube.create(DataAudit.from_dict(resource_manifest("DataAudit", "scraped", candles)), namespace=namespace)
+    # scheduled (once a year), so the per-resource next-run gauge has a sample too
+    manifest = resource_manifest("DataAudit", "scraped", candles, schedule="0 0 1 1 *")
+    kube.create(DataAudit.from_dict(manifest), namespace=namespace)
     wait_for(lambda: finished(live(kube, "scraped", namespace)), 120, "a finished audit")
     operators = kube.list(
         Pod, namespace=RELEASE_NAMESPACE, labels={"app.kubernetes.io/component": "operator"}
@@ -261,7 +265,7 @@ def test_helm_test_fails_when_the_operator_has_no_replica(rig_env: dict[str, str
     run_tool(
         rig_env, "helm", "install", release, str(CHART), "-n", namespace, "--wait", "--timeout", "60s",
         "--set", "consumer.enabled=false", "--set", "operator.replicas=0",
-        "--set", f"rbac.watchNamespaces={{{namespace}}}",
+        "--set", f"rbac.watchNamespaces={{{namespace}}}", *chart_image(rig_env),
     )  # fmt: skip
     try:
         result = run_tool(

@@ -121,7 +121,7 @@ def test_indexed_job_runs_each_index_with_its_completion_index(kube: Client, nam
         namespace=namespace,
     )
     assert (
-        wait_for(lambda: job_condition(kube, namespace, "indexed"), 60, "job indexed")["type"] == "Complete"
+        wait_for(lambda: job_condition(kube, namespace, "indexed"), 120, "job indexed")["type"] == "Complete"
     )
     messages = {
         p.status.containerStatuses[0].state.terminated.message for p in pods_of(kube, namespace, "indexed")
