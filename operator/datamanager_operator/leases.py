@@ -99,6 +99,8 @@ class LeaseKeeper:
             renewed = await self._write(key, hold.body, started)  # no read: the version is known
             if renewed:
                 return True
+        elif key not in self._seen and await self._create(key, started):
+            return True  # a resource's first run: no Lease to read yet, one request instead of two
         lease = await self.cluster.get_lease(self.namespace, lease_name(key))
         if lease is None:
             return await self._create(key, started)

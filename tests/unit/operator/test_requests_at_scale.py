@@ -1,0 +1,96 @@
+"""What the operator asks of the API server where scale makes it count: a resource's first Lease takes one
+request."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import Mapping
+
+from datamanager_operator.cluster import AlreadyExistsError, ConflictError
+from datamanager_operator.leases import LeaseKeeper, lease_name
+from datamanager_operator.model import Body, Key
+
+KEY = Key("DataAudit", "ns", "majors")
+
+
+class LeaseServer:
+    """Leases in memory, with resourceVersions and the API server's answers; counts every request."""
+
+    def __init__(self) -> None:
+        self.leases: dict[str, Body] = {}
+        self.requests: list[str] = []
+        self.version = 0
+
+    def _store(self, lease: Body) -> Body:
+        self.version += 1
+        stored = copy.deepcopy(lease)
+        stored["metadata"]["resourceVersion"] = str(self.version)
+        self.leases[stored["metadata"]["name"]] = stored
+        return copy.deepcopy(stored)
+
+    async def get_lease(self, namespace: str, name: str) -> Body | None:
+        self.requests.append("get")
+        found = self.leases.get(name)
+        return copy.deepcopy(found) if found else None
+
+    async def create_lease(self, lease: Body) -> Body:
+        self.requests.append("create")
+        if lease["metadata"]["name"] in self.leases:
+            raise AlreadyExistsError("exists", 409)
+        return self._store(lease)
+
+    async def replace_lease(self, lease: Body) -> Body:
+        self.requests.append("update")
+        current = self.leases.get(lease["metadata"]["name"])
+        if current is None or current["metadata"]["resourceVersion"] != lease["metadata"].get(
+            "resourceVersion"
+        ):
+            raise ConflictError("changed", 409)
+        return self._store(lease)
+
+    async def delete_lease(self, namespace: str, name: str) -> None:
+        self.requests.append("delete")
+        self.leases.pop(name, None)
+
+    async def list_leases(self, namespace: str, labels: Mapping[str, str]) -> list[Body]:
+        self.requests.append("list")
+        return [copy.deepcopy(x) for x in self.leases.values()]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def keeper(server: LeaseServer, holder: str, clock: Clock) -> LeaseKeeper:
+    return LeaseKeeper(server, holder, "system", 15, clock=clock)  # type: ignore[arg-type]
+
+
+def test_a_resources_first_lease_is_one_create_and_a_held_one_is_renewed_without_a_read() -> None:
+    server, clock = LeaseServer(), Clock()
+    leases = keeper(server, "a", clock)
+    assert asyncio.run(leases.acquire(KEY, 7.5))
+    assert server.requests == ["create"]
+    clock.now += 10  # less than half of 15 s left: renewed, from the version it holds
+    assert asyncio.run(leases.acquire(KEY, 7.5))
+    assert server.requests == ["create", "update"]
+    assert server.leases[lease_name(KEY)]["spec"]["holderIdentity"] == "a"
+
+
+def test_a_lease_another_replica_holds_is_read_after_the_create_fails_and_taken_only_once_expired() -> None:
+    server, clock = LeaseServer(), Clock()
+    first, second = keeper(server, "a", clock), keeper(server, "b", clock)
+    assert asyncio.run(first.acquire(KEY, 7.5))
+    assert not asyncio.run(second.acquire(KEY, 7.5))
+    assert server.requests == ["create", "create", "get"]  # refused by the server, then judged
+    clock.now += 14.9
+    assert not asyncio.run(second.acquire(KEY, 7.5))  # seen unchanged for less than its duration
+    assert server.requests[-1] == "get"  # once seen, no second create is tried
+    clock.now += 0.2
+    assert asyncio.run(second.acquire(KEY, 7.5))
+    assert server.leases[lease_name(KEY)]["spec"]["holderIdentity"] == "b"
+    assert server.leases[lease_name(KEY)]["spec"]["leaseTransitions"] == 1
