@@ -18,13 +18,14 @@ from collections.abc import Iterator
 
 from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.batch_v1 import Job
+from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Pod
 
 from . import metrics
 from .cluster import RESOURCES, ClusterError, LiveCluster
 from .informer import Change, Informer, Store
 from .leases import ANNOTATION_FOR, LEASE_LABEL, LeaseKeeper
-from .membership import Membership
+from .membership import PRESENCE, Membership, Presence
 from .model import LABEL_MANAGED_BY, MANAGED_BY, PLURALS, Key
 from .probes import serve
 from .reconciler import Caches, Reconciler
@@ -33,6 +34,7 @@ from .views import JobView, PodView, ResourceView
 from .workqueue import WorkQueue
 
 log = logging.getLogger("datamanager.operator")
+AnyInformer = Informer[ResourceView] | Informer[JobView] | Informer[PodView] | Informer[Presence]
 MAX_ERROR_BACKOFF = 300.0
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 
@@ -42,7 +44,7 @@ class Controller:
         self.settings = settings
         self.caches = Caches(resources={kind: Store() for kind in PLURALS})
         self.queue: WorkQueue[Key] = WorkQueue()
-        self.informers: list[Informer[ResourceView] | Informer[JobView] | Informer[PodView]] = []
+        self.informers: list[AnyInformer] = []
         self.membership: Membership | None = None
         self._failures: dict[Key, int] = {}
 
@@ -134,11 +136,22 @@ class Controller:
             await client.close()
             log.info("datamanager operator %s stopped", settings.instance_id)
 
-    def _informers(
-        self, client: AsyncClient
-    ) -> list[Informer[ResourceView] | Informer[JobView] | Informer[PodView]]:
+    def _informers(self, client: AsyncClient) -> list[AnyInformer]:
         namespaces: list[str | None] = list(self.settings.watch_namespaces) or [None]
-        found: list[Informer[ResourceView] | Informer[JobView] | Informer[PodView]] = []
+        assert self.membership is not None
+        membership = self.membership
+        found: list[AnyInformer] = [
+            Informer(
+                "presence",
+                client,
+                Lease,
+                Presence.of,
+                membership.presences,
+                membership.observe,
+                self.settings.namespace,
+                PRESENCE,
+            )
+        ]
         for namespace in namespaces:
             for kind in PLURALS:
                 found.append(

@@ -1,5 +1,5 @@
 """What the operator asks of the API server where scale makes it count: a resource's first Lease takes one
-request."""
+request, and membership at rest takes one renewal per beat (the others' presence comes from a watch)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from datamanager_operator.cluster import AlreadyExistsError, ConflictError
 from datamanager_operator.leases import LeaseKeeper, lease_name
+from datamanager_operator.membership import Membership, Presence
 from datamanager_operator.model import Body, Key
 
 KEY = Key("DataAudit", "ns", "majors")
@@ -94,3 +95,48 @@ def test_a_lease_another_replica_holds_is_read_after_the_create_fails_and_taken_
     assert asyncio.run(second.acquire(KEY, 7.5))
     assert server.leases[lease_name(KEY)]["spec"]["holderIdentity"] == "b"
     assert server.leases[lease_name(KEY)]["spec"]["leaseTransitions"] == 1
+
+
+def presence(name: str, holder: str, version: int, duration: float = 30) -> Presence:
+    return Presence("system", name, version, holder, duration)
+
+
+def now_members(membership: Membership) -> tuple[str, ...]:
+    return membership.members
+
+
+def test_membership_at_rest_costs_one_renewal_per_beat_and_follows_the_watch() -> None:
+    server, clock = LeaseServer(), Clock()
+    changes: list[tuple[str, ...]] = []
+    members = Membership(server, "system", "a", 10, lambda: changes.append(members.members), clock=clock)  # type: ignore[arg-type]
+
+    def seen(view: Presence) -> None:
+        change = members.presences.apply(view)
+        assert change is not None
+        members.observe(change)
+
+    async def beats(count: int) -> None:
+        for _ in range(count):
+            await members.beat()
+
+    asyncio.run(beats(1))
+    assert server.requests == ["get", "create"]  # its own presence, once
+    seen(presence(members.name, "a", 1))
+    seen(presence("other", "b", 1))
+    assert now_members(members) == ("a", "b")
+    assert changes == [("a", "b")]
+    asyncio.run(beats(5))
+    assert server.requests[2:] == ["update"] * 5  # no list: only its own renewals
+    clock.now += 29
+    seen(presence("other", "b", 2))  # b renewed: alive for another 30 s from now
+    clock.now += 29
+    asyncio.run(beats(1))
+    assert now_members(members) == ("a", "b")
+    clock.now += 2  # b's record unchanged for 31 s here: b is gone
+    asyncio.run(beats(1))
+    assert now_members(members) == ("a",)
+    assert changes[-1] == ("a",)
+    change = members.presences.remove("system", "other")
+    assert change is not None
+    members.observe(change)
+    assert "other" not in members._since  # nothing kept for a replica that left
