@@ -172,6 +172,8 @@ def install(env: dict[str, str], kube: Client) -> str:
     ]
     command = ["helm", "upgrade", "--install", RELEASE, str(CHART), "-n", SYSTEM, "--create-namespace"]
     command += ["--wait", "--timeout", "300s", *(f"--set={s}" for s in settings)]
+    # new pods every time: the replicas run the code as it is now, whatever an earlier run installed
+    command.append(f"--set-string=operator.podAnnotations.bench-started={int(time.time())}")
     subprocess.run(command, env=env, check=True, capture_output=True)
     deployment = kube.get(Deployment, f"{RELEASE}-datamanager-operator", namespace=SYSTEM)
     account = deployment.spec.template.spec.serviceAccountName  # type: ignore[union-attr]
