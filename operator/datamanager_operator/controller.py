@@ -20,6 +20,7 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Pod
+from prometheus_client.registry import Collector
 
 from . import metrics
 from .cluster import RESOURCES, ClusterError, LiveCluster
@@ -86,6 +87,23 @@ class Controller:
         if job is not None and job.owner is not None:
             self.queue.add(job.owner)
 
+    def collectors(self, leases: LeaseKeeper) -> list[Collector]:
+        """Per-resource series of the resources this replica owns, and what it keeps, read at scrape time."""
+        return [
+            metrics.ResourceCollector(self.owned),
+            metrics.StateCollector(
+                self._cached,
+                lambda: (len(self.queue), self.queue.scheduled),
+                lambda: len(leases.held()),
+            ),
+        ]
+
+    def _cached(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for informer in self.informers:  # one per kind and namespace; those of a kind share one store
+            counts[informer.name] = len(informer.store)
+        return counts
+
     def owned(self) -> Iterator[ResourceView]:
         membership = self.membership
         if membership is None:
@@ -104,7 +122,8 @@ class Controller:
             cluster, settings.namespace, settings.instance_id, settings.presence_seconds, self._requeue_all
         )
         reconciler = Reconciler(cluster, settings, self.caches, leases, self.membership)
-        metrics.REGISTRY.register(metrics.ResourceCollector(self.owned))
+        for collector in self.collectors(leases):
+            metrics.REGISTRY.register(collector)
         runner = await serve(settings.http_port, self.ready)
         self.informers = self._informers(client)
         stop = asyncio.Event()
