@@ -157,7 +157,7 @@ def replicas(kube: Client, node_ip: str) -> list[Replica]:
     return sorted(found, key=lambda r: r.pod)
 
 
-def install(env: dict[str, str], kube: Client) -> str:
+def install(env: dict[str, str], kube: Client, extra: list[str]) -> str:
     """Installs the chart; returns the operator's user name in the audit log."""
     subprocess.run(
         ["kubectl", "apply", "--server-side", "-f", str(REPO / "crds")],
@@ -169,6 +169,7 @@ def install(env: dict[str, str], kube: Client) -> str:
         "consumer.enabled=false",
         "operator.replicas=3",
         "operator.unschedulableSeconds=86400",  # runs stay active during the measurement
+        *extra,
     ]
     command = ["helm", "upgrade", "--install", RELEASE, str(CHART), "-n", SYSTEM, "--create-namespace"]
     command += ["--wait", "--timeout", "300s", *(f"--set={s}" for s in settings)]
@@ -479,6 +480,13 @@ def main() -> int:
     )
     parser.add_argument("--resources", type=int, help="one size instead of 1000, 2500 and 5000 (e.g. 10000)")
     parser.add_argument("--keep", action="store_true", help="leave the chart installed afterwards")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="another chart value, e.g. operator.extraEnv[0].name=DATAMANAGER_QPS (repeatable)",
+    )
     args = parser.parse_args()
     if "KUBECONFIG" not in os.environ or "RIG_AUDIT_LOG" not in os.environ:
         sys.exit("bench/operator_scale.py needs the rig: run `make rig-up && . .rig/env` (or `make bench`)")
@@ -487,7 +495,7 @@ def main() -> int:
     kube = Client(KubeConfig.from_env(), field_manager="bench")
     audit = AuditLog()
     node_ip = os.environ["RIG_NODE_IP"]
-    operator = install(env, kube)
+    operator = install(env, kube, args.set)
     try:
         time.sleep(15)  # startup settles (first membership beats)
         base = {r.pod: r.rss_mb() for r in replicas(kube, node_ip)}
