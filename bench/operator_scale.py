@@ -169,10 +169,10 @@ def install(env: dict[str, str], kube: Client, extra: list[str]) -> str:
         "consumer.enabled=false",
         "operator.replicas=3",
         "operator.unschedulableSeconds=86400",  # runs stay active during the measurement
-        *extra,
     ]
     command = ["helm", "upgrade", "--install", RELEASE, str(CHART), "-n", SYSTEM, "--create-namespace"]
     command += ["--wait", "--timeout", "300s", *(f"--set={s}" for s in settings)]
+    command += [f"--set-json={s}" for s in extra]
     # new pods every time: the replicas run the code as it is now, whatever an earlier run installed
     command.append(f"--set-string=operator.podAnnotations.bench-started={int(time.time())}")
     subprocess.run(command, env=env, check=True, capture_output=True)
@@ -481,11 +481,12 @@ def main() -> int:
     parser.add_argument("--resources", type=int, help="one size instead of 1000, 2500 and 5000 (e.g. 10000)")
     parser.add_argument("--keep", action="store_true", help="leave the chart installed afterwards")
     parser.add_argument(
-        "--set",
+        "--set-json",
         action="append",
         default=[],
-        metavar="KEY=VALUE",
-        help="another chart value, e.g. operator.extraEnv[0].name=DATAMANAGER_QPS (repeatable)",
+        metavar="KEY=JSON",
+        help="another chart value (repeatable), e.g. "
+        '\'operator.extraEnv=[{"name":"DATAMANAGER_QPS","value":"50"}]\'',
     )
     args = parser.parse_args()
     if "KUBECONFIG" not in os.environ or "RIG_AUDIT_LOG" not in os.environ:
@@ -495,7 +496,7 @@ def main() -> int:
     kube = Client(KubeConfig.from_env(), field_manager="bench")
     audit = AuditLog()
     node_ip = os.environ["RIG_NODE_IP"]
-    operator = install(env, kube, args.set)
+    operator = install(env, kube, args.set_json)
     try:
         time.sleep(15)  # startup settles (first membership beats)
         base = {r.pod: r.rss_mb() for r in replicas(kube, node_ip)}
