@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import signal
+import zlib
 from collections.abc import Iterator
 
 from lightkube import AsyncClient, KubeConfig
@@ -206,10 +207,13 @@ class Controller:
     def _count(self) -> int:
         return sum(len(store) for store in self.caches.resources.values())
 
-    def _requeue_all(self) -> None:
+    def _all(self) -> Iterator[ResourceView]:
         for store in self.caches.resources.values():
-            for view in store:
-                self.queue.add(view.key)
+            yield from store
+
+    def _requeue_all(self) -> None:
+        for view in self._all():
+            self.queue.add(view.key)
 
     async def _keep_membership(self) -> None:
         assert self.membership is not None
@@ -227,9 +231,15 @@ class Controller:
 
     async def _resync(self, leases: LeaseKeeper) -> None:
         assert self.membership is not None
+        period, loop = self.settings.resync_seconds, asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(self.settings.resync_seconds)
-            self._requeue_all()
+            # Each resource at its own fixed moment of the period, so once per period: all at once would be a
+            # replica's busiest moment at rest (about a millisecond per resource it owns).
+            started = loop.time()
+            for phase, key in sorted((_phase(view.key), view.key) for view in self._all()):
+                await asyncio.sleep(max(started + phase * period - loop.time(), 0.0))
+                self.queue.add(key)
+            await asyncio.sleep(max(started + period - loop.time(), 0.0))
             with contextlib.suppress(ClusterError):
                 await self._remove_orphan_leases(leases)
 
@@ -277,3 +287,8 @@ class Controller:
             if self.caches.resource(key) is None:
                 self._failures.pop(key, None)
                 self.queue.forget(key)
+
+
+def _phase(key: Key) -> float:
+    """A resource's fixed moment in the resync period, as a fraction of it."""
+    return (zlib.crc32(str(key).encode()) % 997) / 997
