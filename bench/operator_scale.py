@@ -460,6 +460,7 @@ def run_size(kube: Client, audit: AuditLog, operator: str, node_ip: str, size: i
         figures.duplicates = sum(n - 1 for n in all_creates.values()) + sum(
             n - 1 for n in per_resource.values()
         )
+        print(json.dumps(figures.summary()), flush=True)  # now: the namespace's deletion can take long
         return figures
     finally:
         # waited for even after the last size: the operator must release its Jobs before it is uninstalled
@@ -516,8 +517,6 @@ def main() -> int:
     slope = slope_kb(points)
     limit_mb = memory_limit_mb()
     at_10000 = max(base.values()) + slope * 10000 / 1024
-    for f in results:
-        print(json.dumps(f.summary()))
     last = results[-1]
     summary = last.summary()
     at_5000 = next((f for f in results if f.resources == 5000), None)
