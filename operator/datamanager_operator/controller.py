@@ -2,9 +2,10 @@
 
 Startup order: the HTTP endpoints (``/readyz`` says not ready), then every informer lists its kind and the
 replica reads its peers; only then is every resource queued and do the workers start, so no decision is
-ever made on a cache that has not been filled. Every resource is queued again every ``resync_seconds``
-(level-based: a reconcile that finds nothing to do makes no request), and Leases of resources that no longer
-exist are removed then. Transient API errors are retried with backoff and never end the process.
+ever made on a cache that has not been filled. Every resource is queued again every ``resync_seconds``, each
+at its own moment of the period (level-based: a reconcile that finds nothing to do makes no request), and
+Leases of resources that no longer exist and that no replica removed are removed then. Transient API errors
+are retried with backoff and never end the process.
 """
 
 from __future__ import annotations
@@ -244,8 +245,9 @@ class Controller:
                 await self._remove_orphan_leases(leases)
 
     async def _remove_orphan_leases(self, leases: LeaseKeeper) -> None:
-        """Run Leases live in the operator's namespace, so no owner reference removes them: the replica a
-        deleted resource's key maps to deletes its Lease."""
+        """Run Leases live in the operator's namespace, so no owner reference removes them. Their holder
+        deletes them when their resource goes; those nobody held then (their holder was gone too) are deleted
+        here by the replica a deleted resource's key maps to."""
         assert self.membership is not None
         for lease in await leases.cluster.list_leases(self.settings.namespace, {LEASE_LABEL: "resource"}):
             target = (lease["metadata"].get("annotations") or {}).get(ANNOTATION_FOR, "")

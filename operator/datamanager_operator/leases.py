@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .cluster import AlreadyExistsError, Cluster, ConflictError
+from .cluster import AlreadyExistsError, Cluster, ConflictError, RejectedError
 from .model import LABEL_MANAGED_BY, MANAGED_BY, Body, Key
 
 LEASE_LABEL = "datamanager.petrosa.io/lease"  # "resource": a run Lease; "presence": an operator replica
@@ -134,6 +134,11 @@ class LeaseKeeper:
         except ConflictError:  # someone else wrote it in between: read again next time
             self._held.pop(key, None)
             return False
+        except RejectedError as exc:
+            if exc.code != 404:
+                raise
+            self._held.pop(key, None)  # deleted (its resource was, for a while): created again next time
+            return False
         self._held[key] = Hold(written, started)
         self._seen.pop(key, None)
         return True
@@ -163,6 +168,13 @@ class LeaseKeeper:
             return False
         self._held[key] = Hold(created, started)
         return True
+
+    async def delete(self, key: Key) -> None:
+        """Removes the Lease of a resource that is gone, when this replica holds it (at the deletion, not at
+        the next sweep of Leases without a resource, which takes those no replica holds)."""
+        if key in self._held:
+            await self.cluster.delete_lease(self.namespace, lease_name(key))
+            self._held.pop(key, None)
 
     def forget(self, key: Key) -> None:
         self._held.pop(key, None)

@@ -113,6 +113,8 @@ class Reconciler:
             for job in orphans:  # their runs no longer matter: let the garbage collector have them
                 await self.cluster.release_job(job.namespace, job.name)
         if view is None or view.deleting or not self.membership.mine(view.uid):
+            if view is None:
+                await self.leases.delete(key)
             self.forget(key)
             return None
         decision = self._decide(view)

@@ -17,7 +17,7 @@ import pytest
 from datamanager_operator import metrics
 from datamanager_operator.controller import Controller
 from datamanager_operator.informer import Change
-from datamanager_operator.leases import LeaseKeeper
+from datamanager_operator.leases import LeaseKeeper, lease_name
 from datamanager_operator.membership import Membership, Presence, _score
 from datamanager_operator.model import Body, Key, job_name
 from datamanager_operator.probes import serve
@@ -251,6 +251,8 @@ async def forgets(replica: Replica) -> None:
         assert after_delete["datamanager_operator_workqueue_scheduled"] == 2
         assert after_delete["datamanager_operator_run_leases_held"] == 2
         assert server.released == [job_name("gone", gone_uid, "g1")]  # its Job may go now
+        assert lease_name(gone) not in server.leases  # its Lease went with it
+        assert lease_name(moved) in server.leases
 
         replica.presence(Presence("system", "other", 1, "b", 30))  # replica b joins and takes "moved"
         await replica.settle()

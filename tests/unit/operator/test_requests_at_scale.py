@@ -7,7 +7,7 @@ import asyncio
 import copy
 from collections.abc import Mapping
 
-from datamanager_operator.cluster import AlreadyExistsError, ConflictError
+from datamanager_operator.cluster import AlreadyExistsError, ConflictError, RejectedError
 from datamanager_operator.leases import LeaseKeeper, lease_name
 from datamanager_operator.membership import Membership, Presence
 from datamanager_operator.model import Body, Key
@@ -44,9 +44,9 @@ class LeaseServer:
     async def replace_lease(self, lease: Body) -> Body:
         self.requests.append("update")
         current = self.leases.get(lease["metadata"]["name"])
-        if current is None or current["metadata"]["resourceVersion"] != lease["metadata"].get(
-            "resourceVersion"
-        ):
+        if current is None:
+            raise RejectedError("not found", 404)
+        if current["metadata"]["resourceVersion"] != lease["metadata"].get("resourceVersion"):
             raise ConflictError("changed", 409)
         return self._store(lease)
 
@@ -95,6 +95,27 @@ def test_a_lease_another_replica_holds_is_read_after_the_create_fails_and_taken_
     assert asyncio.run(second.acquire(KEY, 7.5))
     assert server.leases[lease_name(KEY)]["spec"]["holderIdentity"] == "b"
     assert server.leases[lease_name(KEY)]["spec"]["leaseTransitions"] == 1
+
+
+def test_a_gone_resources_lease_is_deleted_by_its_holder_and_one_deleted_under_its_holder_comes_back() -> (
+    None
+):
+    server, clock = LeaseServer(), Clock()
+    first, second = keeper(server, "a", clock), keeper(server, "b", clock)
+    assert asyncio.run(first.acquire(KEY, 7.5))
+    asyncio.run(second.delete(KEY))  # not its Lease: left alone
+    assert lease_name(KEY) in server.leases
+    asyncio.run(first.delete(KEY))
+    assert lease_name(KEY) not in server.leases
+    assert server.requests == ["create", "delete"]
+    assert first.held() == []
+
+    assert asyncio.run(first.acquire(KEY, 7.5))  # a resource of the same name, again
+    del server.leases[lease_name(KEY)]  # removed under its holder (another replica's sweep)
+    clock.now += 10
+    assert asyncio.run(first.acquire(KEY, 7.5))  # the renewal finds nothing, a read neither: created again
+    assert server.requests[-4:] == ["create", "update", "get", "create"]
+    assert server.leases[lease_name(KEY)]["spec"]["holderIdentity"] == "a"
 
 
 def presence(name: str, holder: str, version: int, duration: float = 30) -> Presence:
