@@ -4,8 +4,8 @@ Startup order: the HTTP endpoints (``/readyz`` says not ready), then every infor
 replica reads its peers; only then is every resource queued and do the workers start, so no decision is
 ever made on a cache that has not been filled. Every resource is queued again every ``resync_seconds``, each
 at its own moment of the period (level-based: a reconcile that finds nothing to do makes no request), and
-Leases of resources that no longer exist and that no replica removed are removed then. Transient API errors
-are retried with backoff and never end the process.
+Leases of resources that no longer exist and that no replica removed are removed at the start and every
+``SWEEP_PERIODS`` periods. Transient API errors are retried with backoff and never end the process.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import signal
 import zlib
@@ -39,6 +40,7 @@ from .workqueue import WorkQueue
 log = logging.getLogger("datamanager.operator")
 AnyInformer = Informer[ResourceView] | Informer[JobView] | Informer[PodView] | Informer[Presence]
 MAX_ERROR_BACKOFF = 300.0
+SWEEP_PERIODS = 6  # resync periods between two sweeps of Leases whose resource is gone
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
@@ -233,16 +235,20 @@ class Controller:
     async def _resync(self, leases: LeaseKeeper) -> None:
         assert self.membership is not None
         period, loop = self.settings.resync_seconds, asyncio.get_running_loop()
-        while True:
+        for count in itertools.count():
+            # The sweep lists every run Lease (a replica's biggest request at rest). Holders delete the
+            # Leases of deleted resources themselves, so it only finds those whose holder was gone: at the
+            # start, when this replica may be the one that was gone, and every SWEEP_PERIODS periods after.
+            if count % SWEEP_PERIODS == 0:
+                with contextlib.suppress(ClusterError):
+                    await self._remove_orphan_leases(leases)
             # Each resource at its own fixed moment of the period, so once per period: all at once would be a
-            # replica's busiest moment at rest (about a millisecond per resource it owns).
+            # replica's busiest moment at rest.
             started = loop.time()
             for phase, key in sorted((_phase(view.key), view.key) for view in self._all()):
                 await asyncio.sleep(max(started + phase * period - loop.time(), 0.0))
                 self.queue.add(key)
             await asyncio.sleep(max(started + period - loop.time(), 0.0))
-            with contextlib.suppress(ClusterError):
-                await self._remove_orphan_leases(leases)
 
     async def _remove_orphan_leases(self, leases: LeaseKeeper) -> None:
         """Run Leases live in the operator's namespace, so no owner reference removes them. Their holder
