@@ -82,6 +82,11 @@ class LeaseKeeper:
         hold = self._held.get(key)
         return max(hold.renewed + self.seconds - self.clock(), 0.0) if hold else 0.0
 
+    def expiry(self, key: Key) -> float:
+        """When this replica's hold on ``key`` ends, on its monotonic clock (``clock()``); 0 when not held."""
+        hold = self._held.get(key)
+        return hold.renewed + self.seconds if hold else 0.0
+
     def retry_in(self, key: Key) -> float:
         """When another replica's Lease could at the earliest be taken over, in seconds from now."""
         seen = self._seen.get(key)
@@ -137,7 +142,7 @@ class LeaseKeeper:
         except RejectedError as exc:
             if exc.code != 404:
                 raise
-            self._held.pop(key, None)  # deleted (its resource was, for a while): created again next time
+            self._held.pop(key, None)  # deleted under us (cleaned up, or by hand): read (and create) anew
             return False
         self._held[key] = Hold(written, started)
         self._seen.pop(key, None)

@@ -93,6 +93,11 @@ READY = Gauge(
 )
 
 
+for _kind in ("DataAudit", "AnalyticsJob"):  # zero from the start, so rate() and alerts see a series
+    for _counter in (RECONCILE_ERRORS, MISSED_RUNS, JOB_REFUSALS):
+        _counter.labels(_kind)
+
+
 class ResourceCollector(Collector):
     """Per-resource gauges of the resources this replica owns, from their status at scrape time."""
 
@@ -121,15 +126,26 @@ class ResourceCollector(Collector):
             "Runs in progress (resources this replica owns).",
             labels=labels,
         )
+        upcoming = GaugeMetricFamily(
+            "datamanager_operator_next_run_timestamp_seconds",
+            "When the resource's schedule next fires (scheduled, unsuspended resources this replica owns).",
+            labels=labels,
+        )
         for view in self.owned():
             status, key = view.status, [view.kind, view.namespace, view.name]
             if when := status.get("lastSuccessfulTime"):
-                success.add_metric(key, datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp())
+                success.add_metric(key, _timestamp(when))
             if (score := status.get("healthScore")) is not None:
                 health.add_metric(key, float(score))
             failures.add_metric(key, float(status.get("consecutiveFailures") or 0))
             active.add_metric(key, float(len(status.get("activeRuns") or [])))
-        yield from (success, health, failures, active)
+            if when := status.get("nextRunTime"):
+                upcoming.add_metric(key, _timestamp(when))
+        yield from (success, health, failures, active, upcoming)
+
+
+def _timestamp(text: str) -> float:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
 
 
 class StateCollector(Collector):

@@ -15,12 +15,9 @@ from typing import Any
 import msgspec
 
 from .model import (
-    ANNOTATION_RESOURCE,
     ANNOTATION_RUN_NOW,
     ANNOTATION_RUN_UID,
     FINALIZER,
-    LABEL_KIND,
-    LABEL_RESOURCE,
     LABEL_RESOURCE_UID,
     LABEL_RUN_ID,
     PLURALS,
@@ -52,7 +49,7 @@ class JobView:
     name: str
     uid: str
     version: int
-    owner: Key | None  # the resource whose run it is, from its labels
+    owner: Key | None  # the resource whose run it is, from its controller reference
     resource_uid: str  # that resource's uid, from the label
     run_id: str
     run_uid: str  # the run it belongs to, from the annotation; "" for Jobs of an older operator
@@ -82,7 +79,7 @@ class JobView:
             name=meta.get("name", ""),
             uid=meta.get("uid", ""),
             version=version_of(meta),
-            owner=_owner(meta.get("namespace", ""), labels, meta.get("annotations") or {}),
+            owner=_owner(meta.get("namespace", ""), meta.get("ownerReferences") or []),
             resource_uid=labels.get(LABEL_RESOURCE_UID, ""),
             run_id=labels.get(LABEL_RUN_ID, ""),
             run_uid=(meta.get("annotations") or {}).get(ANNOTATION_RUN_UID, ""),
@@ -97,10 +94,13 @@ class JobView:
         )
 
 
-def _owner(namespace: str, labels: dict[str, str], annotations: dict[str, str]) -> Key | None:
-    kind, name = labels.get(LABEL_KIND), annotations.get(ANNOTATION_RESOURCE) or labels.get(LABEL_RESOURCE)
-    if kind in PLURALS and name:
-        return Key(kind, namespace, name)
+def _owner(namespace: str, references: list[dict[str, Any]]) -> Key | None:
+    """The resource whose run the Job is, from its controller reference: a resource's name can be longer
+    than a label value may be, so the name label cannot say it."""
+    for ref in references:
+        kind, name = ref.get("kind"), ref.get("name")
+        if ref.get("controller") and kind in PLURALS and name:
+            return Key(kind, namespace, name)
     return None
 
 

@@ -68,6 +68,22 @@ def _established(kube: Client, name: str) -> bool:
     return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
 
 
+def slow_image(rig_env: dict[str, str], seconds: int) -> str:
+    """An image whose pull takes ``seconds`` on the process node, then runs the project's image: a way to
+    hold a run active (the node's convention: docs/rig.md)."""
+    return f"slowpull.invalid/{seconds}/{rig_env.get('RIG_IMAGE') or 'datamanager'}"
+
+
+def chart_image(rig_env: dict[str, str]) -> list[str]:
+    """Helm values for the chart's image: the image `make image` built when the node runs pods as containers
+    (container mode: what users deploy is what runs); the process node ignores images."""
+    image = rig_env.get("RIG_IMAGE")
+    if not image:
+        return []
+    repository, _, tag = image.rpartition(":")
+    return ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}"]
+
+
 @pytest.fixture(scope="session")
 def operator_release(kube: Client, crds: None, rig_env: dict[str, str]) -> Iterator[str]:
     """The chart installed by Helm with the operator only; its RBAC is exactly what the chart ships."""
@@ -97,6 +113,7 @@ def operator_release(kube: Client, crds: None, rig_env: dict[str, str]) -> Itera
         # images the process node never pulls, or pulls slowly (its conventions: see docs/rig.md)
         "--set",
         "operator.allowedImages={unpullable.invalid/*,slowpull.invalid/*}",
+        *chart_image(rig_env),
     )
     yield RELEASE_NAMESPACE
     run_tool(rig_env, "helm", "uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")

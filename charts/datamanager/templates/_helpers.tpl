@@ -31,7 +31,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{- define "datamanager.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
 {{- end }}
 
 {{- define "datamanager.serviceAccountName" -}}
@@ -40,4 +44,25 @@ app.kubernetes.io/component: {{ .component }}
 {{- else }}
 {{- default "default" .Values.serviceAccount.name }}
 {{- end }}
+{{- end }}
+
+{{- /* The worker pods' settings, as the operator's environment (docs/operator.md#settings). */}}
+{{- define "datamanager.workerEnv" -}}
+{{- range $key, $_ := .Values.workers.podLabels }}
+{{- if or (hasPrefix "datamanager.petrosa.io/" $key) (eq $key "app.kubernetes.io/instance") }}
+{{- fail (printf "workers.podLabels: %q is reserved (datamanager.petrosa.io/ keys are the operator's selector labels; app.kubernetes.io/instance is ArgoCD's tracking label, which would make ArgoCD claim and prune worker pods): use another key" $key) }}
+{{- end }}
+{{- end }}
+{{- $pullSecrets := list }}
+{{- range .Values.imagePullSecrets }}
+{{- $pullSecrets = append $pullSecrets .name }}
+{{- end }}
+- name: DATAMANAGER_WORKER_IMAGE_PULL_SECRETS
+  value: {{ join "," $pullSecrets | quote }}
+- name: DATAMANAGER_WORKER_SERVICE_ACCOUNT
+  value: {{ .Values.workers.serviceAccountName | quote }}
+- name: DATAMANAGER_WORKER_POD_LABELS
+  value: {{ .Values.workers.podLabels | toJson | quote }}
+- name: DATAMANAGER_WORKER_POD_ANNOTATIONS
+  value: {{ .Values.workers.podAnnotations | toJson | quote }}
 {{- end }}

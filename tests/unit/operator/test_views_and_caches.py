@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from datamanager_operator.informer import Store
+from datamanager_operator.jobs import selector_labels
 from datamanager_operator.leases import lease_name
-from datamanager_operator.model import FINALIZER, Key, job_name, label_value
+from datamanager_operator.model import FINALIZER, Key, job_name
 from datamanager_operator.settings import OperatorSettings
 from datamanager_operator.views import EPOCH, JobView, PodView, ResourceView
 from tests.unit.operator.observed import T0
@@ -33,10 +34,11 @@ def job_body(**meta: Any) -> dict[str, Any]:
                 "datamanager.petrosa.io/resource-uid": "ru",
                 "datamanager.petrosa.io/run-id": "g1",
             },
-            "annotations": {
-                "datamanager.petrosa.io/run-uid": "u1",
-                "datamanager.petrosa.io/resource": "whole.name",
-            },
+            "annotations": {"datamanager.petrosa.io/run-uid": "u1"},
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "not-it"},
+                {"kind": "DataAudit", "name": "whole.name", "controller": True},
+            ],
             "finalizers": ["batch.kubernetes.io/x", FINALIZER],
             **meta,
         },
@@ -59,7 +61,7 @@ def job_body(**meta: Any) -> dict[str, Any]:
 def test_a_job_view_keeps_what_decisions_read() -> None:
     view = JobView.of(job_body())
     assert (view.namespace, view.name, view.uid, view.version) == ("ns", "j", "ju", 42)
-    assert view.owner == Key("DataAudit", "ns", "whole.name"), "the annotation has the whole name"
+    assert view.owner == Key("DataAudit", "ns", "whole.name"), "from the controller reference"
     assert (view.resource_uid, view.run_id, view.run_uid) == ("ru", "g1", "u1")
     assert (view.finished, view.succeeded, view.reason) == (True, True, "CompletionsReached")
     assert view.completion_time == "2026-11-28T12:05:00Z"
@@ -70,9 +72,12 @@ def test_a_job_view_keeps_what_decisions_read() -> None:
 
 def test_a_job_view_of_an_older_or_foreign_job() -> None:
     body = job_body(
-        deletionTimestamp="2026-11-28T12:06:00Z", finalizers=[], annotations={}, resourceVersion="x"
+        deletionTimestamp="2026-11-28T12:06:00Z",
+        finalizers=[],
+        annotations={},
+        resourceVersion="x",
+        ownerReferences=[{"kind": "DataAudit", "name": "x", "controller": False}],
     )
-    body["metadata"]["labels"]["datamanager.petrosa.io/kind"] = "Other"
     del body["status"]
     view = JobView.of(body)
     assert view.owner is None
@@ -100,10 +105,8 @@ def test_a_job_view_of_an_older_or_foreign_job() -> None:
         "m",
         "lt",
     )
-    labelled = job_body(annotations={})
-    assert JobView.of(labelled).owner == Key("DataAudit", "ns", "cut-name"), (
-        "Jobs of an older operator: the label"
-    )
+    unowned = job_body(ownerReferences=[])
+    assert JobView.of(unowned).owner is None, "a name label alone does not make a Job the resource's"
 
 
 def test_a_pod_view_reads_the_first_waiting_and_the_first_terminated_container() -> None:
@@ -168,9 +171,10 @@ def test_a_resource_view_drops_managed_fields_and_keeps_when_a_user_last_changed
 
 
 def job(name: str, version: int, owner: str = "r", namespace: str = "ns") -> JobView:
-    body = job_body(name=name, namespace=namespace, resourceVersion=str(version))
-    body["metadata"]["annotations"]["datamanager.petrosa.io/resource"] = owner
-    return JobView.of(body)
+    reference = {"kind": "DataAudit", "name": owner, "controller": True}
+    return JobView.of(
+        job_body(name=name, namespace=namespace, resourceVersion=str(version), ownerReferences=[reference])
+    )
 
 
 def test_the_store_keeps_the_newest_version_and_indexes_it() -> None:
@@ -227,12 +231,12 @@ def test_job_names_are_dns_labels_of_at_most_60_characters(name: str, run_id: st
     assert job_name(name, "0f1e2d3c-bbbb", run_id) != made, "the resource's uid keeps incarnations apart"
 
 
-@pytest.mark.parametrize("name", ["a", "a" * 63, "a" * 64, "b." * 126 + "c", "x-" * 40])
-def test_label_values_fit(name: str) -> None:
-    value = label_value(name)
-    assert len(value) <= 63
-    assert LABEL_VALUE.match(value), value
-    assert (value == name) == (len(name) <= 63)
+@pytest.mark.parametrize("name", ["a", "a" * 63, "a" * 64, "b." * 126 + "c"])
+def test_the_name_label_is_there_only_when_the_name_fits_a_label_value(name: str) -> None:
+    labels = selector_labels("DataAudit", name, "uid")
+    assert all(LABEL_VALUE.match(v) and len(v) <= 63 for v in labels.values()), labels
+    assert (labels.get("datamanager.petrosa.io/resource") == name) == (len(name) <= 63)
+    assert labels["datamanager.petrosa.io/resource-uid"] == "uid"
 
 
 def test_lease_names_are_bounded_and_distinct() -> None:

@@ -160,7 +160,7 @@ class StreamConsumer:
         for reason, payload in self._counters.observe_all(batch):
             if self._once.first(reason):
                 log.warning(
-                    "malformed message counted by reason",
+                    "malformed message (or list element) counted by reason",
                     extra={"fields": {"reason": reason, "example": example(payload)}},
                 )
 

@@ -73,19 +73,20 @@ class MySqlDsn:
 
 
 class Candle(NamedTuple):
-    """One stored candle; times aware UTC, prices and volumes exact."""
+    """One stored candle; times aware UTC, prices and volumes exact. The extractor's columns are NOT NULL, but
+    a copy or a view may hold NULLs: they stay None for the caller to judge."""
 
     open_time: datetime
-    close_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    quote_volume: Decimal
-    trades: int
-    taker_buy_base_volume: Decimal
-    taker_buy_quote_volume: Decimal
+    close_time: datetime | None
+    open: Decimal | None
+    high: Decimal | None
+    low: Decimal | None
+    close: Decimal | None
+    volume: Decimal | None
+    quote_volume: Decimal | None
+    trades: int | None
+    taker_buy_base_volume: Decimal | None
+    taker_buy_quote_volume: Decimal | None
 
 
 def to_utc(value: datetime) -> datetime:
@@ -236,14 +237,14 @@ class CandleSource:
         return [
             Candle(
                 open_time=to_utc(row[0]),
-                close_time=to_utc(row[1]),
+                close_time=None if row[1] is None else to_utc(row[1]),
                 open=row[2],
                 high=row[3],
                 low=row[4],
                 close=row[5],
                 volume=row[6],
                 quote_volume=row[7],
-                trades=int(row[8]),
+                trades=None if row[8] is None else int(row[8]),
                 taker_buy_base_volume=row[9],
                 taker_buy_quote_volume=row[10],
             )
