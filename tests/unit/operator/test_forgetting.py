@@ -31,11 +31,18 @@ STAMP = NOW.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Server(LeaseServer):
-    """Leases in memory, and the one Job request a deleted resource's Jobs need (their finalizer goes)."""
+    """Leases in memory, the live read that confirms a deletion, and the one Job request a deleted resource's
+    Jobs need (their finalizer goes)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.released: list[str] = []
+        self.deleted: set[Key] = set()
+
+    async def get_resource(self, key: Key) -> Body | None:
+        self.requests.append("get")
+        assert key in self.deleted, f"a live read of {key}, which the test never deleted"
+        return None
 
     async def release_job(self, namespace: str, name: str) -> None:
         self.requests.append("release")
@@ -92,6 +99,7 @@ class Replica:
         self.controller.on_resource(change)
 
     def delete_resource(self, key: Key) -> None:
+        self.reconciler.cluster.deleted.add(key)  # type: ignore[attr-defined]
         change = self.controller.caches.resources[key.kind].remove(key.namespace, key.name)
         assert change is not None
         self.controller.on_resource(change)
