@@ -104,6 +104,8 @@ class LeaseKeeper:
             renewed = await self._write(key, hold.body, started)  # no read: the version is known
             if renewed:
                 return True
+        elif key not in self._seen and await self._create(key, started):
+            return True  # a resource's first run: no Lease to read yet, one request instead of two
         lease = await self.cluster.get_lease(self.namespace, lease_name(key))
         if lease is None:
             return await self._create(key, started)
@@ -171,6 +173,13 @@ class LeaseKeeper:
             return False
         self._held[key] = Hold(created, started)
         return True
+
+    async def delete(self, key: Key) -> None:
+        """Removes the Lease of a resource that is gone, when this replica holds it (at the deletion, not at
+        the next sweep of Leases without a resource, which takes those no replica holds)."""
+        if key in self._held:
+            await self.cluster.delete_lease(self.namespace, lease_name(key))
+            self._held.pop(key, None)
 
     def forget(self, key: Key) -> None:
         self._held.pop(key, None)

@@ -2,12 +2,13 @@
 
 Counters and histograms are per replica. Per-resource gauges are not kept anywhere: they are read at scrape
 time from the status of the resources this replica owns (``ResourceCollector``), so a resource that was
-deleted or handed to another replica has no series left behind to alert on.
+deleted or handed to another replica has no series left behind to alert on. What the replica keeps (cached
+objects, the work queue, held run Leases) is read at scrape time too (``StateCollector``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -145,3 +146,37 @@ class ResourceCollector(Collector):
 
 def _timestamp(text: str) -> float:
     return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
+class StateCollector(Collector):
+    """What this replica keeps, at scrape time: objects per cache, the work queue, run Leases held."""
+
+    def __init__(
+        self,
+        cached: Callable[[], Mapping[str, int]],
+        queue: Callable[[], tuple[int, int]],
+        held: Callable[[], int],
+    ) -> None:
+        self.cached, self.queue, self.held = cached, queue, held
+
+    def collect(self) -> Iterator[Metric]:
+        cached = GaugeMetricFamily(
+            "datamanager_operator_cached_objects",
+            "Objects in this replica's caches, by informer.",
+            labels=["informer"],
+        )
+        for informer, count in self.cached().items():
+            cached.add_metric([informer], float(count))
+        depth, scheduled = self.queue()
+        yield cached
+        yield GaugeMetricFamily(
+            "datamanager_operator_workqueue_depth", "Resources waiting for a reconcile.", value=depth
+        )
+        yield GaugeMetricFamily(
+            "datamanager_operator_workqueue_scheduled",
+            "Resources with a later reconcile scheduled (a time to look again, or a retry).",
+            value=scheduled,
+        )
+        yield GaugeMetricFamily(
+            "datamanager_operator_run_leases_held", "Run Leases this replica holds.", value=self.held()
+        )

@@ -124,6 +124,8 @@ class Reconciler:
                 await self.cluster.release_job(job.namespace, job.name)
             view = self.caches.resource(key)
         if view is None or view.deleting or not self.membership.mine(view.uid):
+            if view is None:
+                await self.leases.delete(key)
             self.forget(key)
             return None
         decision = self._decide(view)
