@@ -32,8 +32,8 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /dist . 
 
 FROM ${BASE_IMAGE}
 COPY --from=build /opt/datamanager /opt/datamanager
-# The runtime user has a name (uid and gid 65532, "nonroot" as in distroless images): Kopf asks for the user
-# name at start (getpass.getuser()), which fails for a uid that /etc/passwd lacks.
+# The runtime user has a name (uid and gid 65532, "nonroot" as in distroless images): getpass.getuser(), which
+# libraries call for defaults, fails for a uid that /etc/passwd lacks.
 # No pip in the runtime: a public Python base ships one (and ensurepip's copy); the Debian-built base has none.
 # Then the image proves it works on this base: every module of the three packages imports (a missing shared
 # library or a wheel for another Python fails the build here, not in a cluster).
