@@ -176,6 +176,8 @@ def install(env: dict[str, str], kube: Client, extra: list[str]) -> str:
         "operator.unschedulableSeconds=86400",  # runs stay active during the measurement
         "rbac.clusterWide=true",  # the bench's namespaces are its own, created per size
     ]
+    # the admission policy lets a resource use only the node labels the chart allows
+    extra = [f"admission.placement.nodeSelectorKeys={json.dumps(list(NOWHERE))}", *extra]
     if image := env.get("RIG_IMAGE"):  # container mode: the replicas run from the image `make image` built
         repository, _, tag = image.rpartition(":")
         settings += [f"image.repository={repository}", f"image.tag={tag}"]
