@@ -9,10 +9,11 @@ other refusals come back as typed errors the reconciler decides on (``ConflictEr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
@@ -70,7 +71,7 @@ class LateError(UnavailableError):
 
 
 class Cluster(Protocol):
-    async def pace(self, requests: int) -> None: ...
+    def paced(self, requests: int) -> contextlib.AbstractAsyncContextManager[None]: ...
     async def get_resource(self, key: Key) -> Body | None: ...
     async def patch_status(self, key: Key, status: Body, resource_version: str) -> Body: ...
     async def get_job(self, namespace: str, name: str) -> Body | None: ...
@@ -81,7 +82,7 @@ class Cluster(Protocol):
     async def get_lease(self, namespace: str, name: str) -> Body | None: ...
     async def create_lease(self, lease: Body) -> Body: ...
     async def replace_lease(self, lease: Body) -> Body: ...
-    async def delete_lease(self, namespace: str, name: str) -> None: ...
+    async def delete_lease(self, namespace: str, name: str, resource_version: str | None = None) -> None: ...
     async def list_leases(self, namespace: str, labels: Mapping[str, str]) -> list[Body]: ...
     async def record_event(self, key: Key, uid: str, kind: str, reason: str, message: str) -> None: ...
 
@@ -102,7 +103,7 @@ class TokenBucket:
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
 
 
-# requests the current task has already waited for (``pace``): they go out without waiting again
+# requests the current block has already waited for (``paced``): they go out without waiting again
 _PREPAID: ContextVar[int] = ContextVar("prepaid", default=0)
 
 
@@ -159,12 +160,18 @@ class LiveCluster:
                 await asyncio.sleep(pause)
         raise AssertionError("unreachable")
 
-    async def pace(self, requests: int) -> None:
-        """Waits now for the rate limit of this task's next ``requests`` requests, which then go out at once:
-        for a sequence that must not be delayed between its steps (reads, then a create before a deadline)."""
+    @contextlib.asynccontextmanager
+    async def paced(self, requests: int) -> AsyncIterator[None]:
+        """Waits now for the rate limit of the next ``requests`` requests made inside the block, which then go
+        out at once: for a sequence that must not be delayed between its steps (reads, then a create before a
+        deadline). Tokens the block does not use are not carried over to later requests."""
         if wait := self.bucket.delay(requests):
             await asyncio.sleep(wait)
-        _PREPAID.set(_PREPAID.get() + requests)
+        token = _PREPAID.set(requests)
+        try:
+            yield
+        finally:
+            _PREPAID.reset(token)
 
     async def _maybe(self, verb: str, request: Callable[[], Awaitable[T]]) -> T | None:
         try:
@@ -236,8 +243,23 @@ class LiveCluster:
         obj = cast(Lease, Lease.from_dict(lease))
         return as_dict(await self._call("update", lambda: self.client.replace(obj)))
 
-    async def delete_lease(self, namespace: str, name: str) -> None:
-        await self._maybe("delete", lambda: self.client.delete(Lease, name, namespace=namespace))
+    async def delete_lease(self, namespace: str, name: str, resource_version: str | None = None) -> None:
+        """Deletes a Lease (gone already: nothing to do). With ``resource_version``, only while the Lease is
+        still at that version: a Lease another replica has written since is not the caller's to delete
+        (ConflictError)."""
+        if resource_version is None:
+            await self._maybe("delete", lambda: self.client.delete(Lease, name, namespace=namespace))
+            return
+        # lightkube's delete() sends no body; DeleteOptions' preconditions go through its HTTP client
+        generic = self.client._client
+        options = {"preconditions": {"resourceVersion": resource_version}}
+
+        async def delete() -> None:
+            basic = generic.prepare_request("delete", res=Lease, name=name, namespace=namespace)
+            request = generic._client.build_request("DELETE", basic.url, json=options)
+            generic.raise_for_status(await generic._client.send(request))  # type: ignore[no-untyped-call]
+
+        await self._maybe("delete", delete)
 
     async def list_leases(self, namespace: str, labels: Mapping[str, str]) -> list[Body]:
         selector: dict[str, Any] = dict(labels)

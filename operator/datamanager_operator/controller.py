@@ -26,7 +26,7 @@ from lightkube.resources.core_v1 import Pod
 from prometheus_client.registry import Collector
 
 from . import metrics
-from .cluster import RESOURCES, ClusterError, LiveCluster
+from .cluster import RESOURCES, ClusterError, ConflictError, LiveCluster
 from .informer import Change, Informer, Store
 from .leases import ANNOTATION_FOR, LEASE_LABEL, LeaseKeeper
 from .membership import PRESENCE, Membership, Presence
@@ -262,9 +262,15 @@ class Controller:
             if kind not in PLURALS or not self.membership.mine(target):
                 continue
             key = Key(kind, namespace, name)
-            if self.caches.resource(key) is None:
+            # a cache that lags must not make a live resource's Lease look orphaned (so: read live), and a
+            # Lease written after the list (taken over since) is no orphan's (so: only at the listed version)
+            if self.caches.resource(key) is None and await leases.cluster.get_resource(key) is None:
                 leases.forget(key)
-                await leases.cluster.delete_lease(self.settings.namespace, lease["metadata"]["name"])
+                with contextlib.suppress(ConflictError):
+                    meta = lease["metadata"]
+                    await leases.cluster.delete_lease(
+                        self.settings.namespace, meta["name"], meta["resourceVersion"]
+                    )
 
     async def _worker(self, reconciler: Reconciler) -> None:
         while True:
@@ -292,8 +298,9 @@ class Controller:
                 self.queue.done(key)
             if delay is not None:
                 self.queue.add_after(key, delay)
-            if self.caches.resource(key) is None:
-                self._failures.pop(key, None)
+            # a deleted resource is forgotten once its reconcile (the Lease deleted, orphaned Jobs released)
+            # succeeded; until then its retries stay scheduled
+            if self.caches.resource(key) is None and key not in self._failures:
                 self.queue.forget(key)
 
 

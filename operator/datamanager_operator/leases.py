@@ -1,4 +1,4 @@
-"""Per-resource coordination.k8s.io/v1 Leases, judged the client-go way: one replica acts on a resource.
+"""Per-resource coordination.k8s.io/v1 Leases, judged the client-go way: one holder per resource Lease.
 
 A Lease held by another replica is taken over only after this replica has watched its record stay unchanged
 for the Lease's whole duration, timed by this replica's own monotonic clock from the moment it first saw
@@ -175,18 +175,27 @@ class LeaseKeeper:
         return True
 
     async def delete(self, key: Key) -> None:
-        """Removes the Lease of a resource that is gone, when this replica holds it (at the deletion, not at
-        the next sweep of Leases without a resource, which takes those no replica holds)."""
-        if key in self._held:
-            await self.cluster.delete_lease(self.namespace, lease_name(key))
-            self._held.pop(key, None)
+        """Removes the Lease of a resource that is gone, when this replica was the last to write it (at the
+        deletion, not at the next sweep of Leases without a resource). The delete holds only while the Lease
+        is at the version this replica wrote: a replica that has taken it over since (the hold expired; a
+        resource of the same name created again) keeps it."""
+        hold = self._held.get(key)
+        if hold is None:
+            return
+        with contextlib.suppress(ConflictError):
+            version = hold.body["metadata"].get("resourceVersion") or None
+            await self.cluster.delete_lease(self.namespace, lease_name(key), version)
+        self._held.pop(key, None)
+        self._seen.pop(key, None)
 
     def forget(self, key: Key) -> None:
         self._held.pop(key, None)
         self._seen.pop(key, None)
 
     def held(self) -> list[Key]:
-        return list(self._held)
+        """The resources whose Lease this replica holds now. An expired hold stays remembered (its renewal
+        then needs no read first) until the resource is deleted or handed off, but is not held."""
+        return [key for key in self._held if self.remaining(key) > 0]
 
     async def release(self, key: Key) -> None:
         """Gives a held Lease up at once (at shutdown), so another replica need not wait for it to expire."""

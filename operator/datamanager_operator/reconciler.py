@@ -241,38 +241,39 @@ class Reconciler:
         create, finish, record and delete that Job; it cannot while this replica holds the Lease, so the
         create is sent only before this replica's Lease could be taken over (with a quarter of it to spare).
         """
-        await self.cluster.pace(1 if fresh else 3)  # rate-limit waits happen here, not between the steps
-        need = self.settings.lease_seconds / 2
-        if self.leases.remaining(view.key) < need and not await self.leases.acquire(view.key, need):
-            return False
-        deadline = self.leases.expiry(view.key) - self.settings.lease_seconds / 4
-        if not fresh and not await self._still_missing(view, run):
-            return True
-        spec = SPECS[view.kind].model_validate(view.spec)
-        manifest = build_job(view.kind, _meta(view), spec, run, self.settings)
-        try:
-            created = await self.cluster.create_job(manifest, deadline)
-        except LateError:
-            return False  # looked again soon, with a renewed Lease
-        except AlreadyExistsError:
-            existing = await self.cluster.get_job(view.namespace, run.job_name)
-            if existing is not None:
-                self._found(view, run, JobView.of(existing))
-            return True
-        except RejectedError as exc:
-            count = self._refusals.get((view.key, run.uid), (0, ""))[0] + 1
-            self._refusals[(view.key, run.uid)] = (
-                count,
-                f"the API server refused Job {run.job_name}: {exc.message}",
+        # rate-limit waits happen here, not between the steps
+        async with self.cluster.paced(1 if fresh else 3):
+            need = self.settings.lease_seconds / 2
+            if self.leases.remaining(view.key) < need and not await self.leases.acquire(view.key, need):
+                return False
+            deadline = self.leases.expiry(view.key) - self.settings.lease_seconds / 4
+            if not fresh and not await self._still_missing(view, run):
+                return True
+            spec = SPECS[view.kind].model_validate(view.spec)
+            manifest = build_job(view.kind, _meta(view), spec, run, self.settings)
+            try:
+                created = await self.cluster.create_job(manifest, deadline)
+            except LateError:
+                return False  # looked again soon, with a renewed Lease
+            except AlreadyExistsError:
+                existing = await self.cluster.get_job(view.namespace, run.job_name)
+                if existing is not None:
+                    self._found(view, run, JobView.of(existing))
+                return True
+            except RejectedError as exc:
+                count = self._refusals.get((view.key, run.uid), (0, ""))[0] + 1
+                self._refusals[(view.key, run.uid)] = (
+                    count,
+                    f"the API server refused Job {run.job_name}: {exc.message}",
+                )
+                metrics.JOB_REFUSALS.labels(view.kind).inc()
+                raise
+            self._refusals.pop((view.key, run.uid), None)
+            self.caches.jobs.apply(JobView.of(created))
+            metrics.TRIGGER_TO_JOB.labels(view.kind).observe(
+                max((self.clock() - _trigger_time(view, run)).total_seconds(), 0.0)
             )
-            metrics.JOB_REFUSALS.labels(view.kind).inc()
-            raise
-        self._refusals.pop((view.key, run.uid), None)
-        self.caches.jobs.apply(JobView.of(created))
-        metrics.TRIGGER_TO_JOB.labels(view.kind).observe(
-            max((self.clock() - _trigger_time(view, run)).total_seconds(), 0.0)
-        )
-        return True
+            return True
 
     async def _still_missing(self, view: ResourceView, run: RunRef) -> bool:
         """A claimed run's Job the cache does not show: created only if a live read finds no Job, and then a

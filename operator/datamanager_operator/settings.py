@@ -36,8 +36,9 @@ class OperatorSettings:
 
     def image_problem(self, image: str | None) -> str | None:
         """Why a resource may not run ``image`` (None: it may). Checked by the operator itself, whether or
-        not an admission policy is installed."""
-        if image is None or image == self.worker_image:
+        not an admission policy is installed. No image, or an empty one, means the worker image, as the Job
+        builder and the admission policy read it."""
+        if not image or image == self.worker_image:
             return None
         for allowed in self.allowed_images:
             if image == allowed or (allowed.endswith("*") and image.startswith(allowed[:-1])):

@@ -30,10 +30,11 @@ and every Job that ever existed (its run uid, how it ended, whether it was delet
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 from collections import Counter
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -698,9 +699,12 @@ class FakeServer:
         }
         return self._stamp("Lease", body, "MODIFIED")
 
-    def delete_lease(self, namespace: str, name: str) -> bool:
-        if (namespace, name) not in self.objects["Lease"]:
+    def delete_lease(self, namespace: str, name: str, resource_version: str | None = None) -> bool:
+        lease = self.objects["Lease"].get((namespace, name))
+        if lease is None:
             return False
+        if resource_version is not None and lease["metadata"]["resourceVersion"] != resource_version:
+            raise ConflictError(f"Lease {name}: precondition failed: resourceVersion {resource_version}", 409)
         self._remove("Lease", namespace, name)
         return True
 
@@ -900,8 +904,10 @@ class FakeCluster:
         if fault == "timeout-applied":
             raise UnavailableError(f"injected timeout after {verb} was applied")
 
-    async def pace(self, requests: int) -> None:
+    @contextlib.asynccontextmanager
+    async def paced(self, requests: int) -> AsyncIterator[None]:
         """The fake has no rate limit: nothing to wait for."""
+        yield
 
     async def get_resource(self, key: Key) -> Body | None:
         fault, dies = self._enter("get_resource")
@@ -970,9 +976,9 @@ class FakeCluster:
         self._leave("replace_lease", fault, dies)
         return replaced
 
-    async def delete_lease(self, namespace: str, name: str) -> None:
+    async def delete_lease(self, namespace: str, name: str, resource_version: str | None = None) -> None:
         fault, dies = self._enter("delete_lease")
-        self.server.delete_lease(namespace, name)
+        self.server.delete_lease(namespace, name, resource_version)
         self._leave("delete_lease", fault, dies)
 
     async def list_leases(self, namespace: str, labels: Mapping[str, str]) -> list[Body]:

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from datamanager_operator import metrics
+from datamanager_operator.cluster import UnavailableError
 from datamanager_operator.controller import Controller
 from datamanager_operator.informer import Change
 from datamanager_operator.leases import LeaseKeeper, lease_name
@@ -38,14 +39,21 @@ class Server(LeaseServer):
         super().__init__()
         self.released: list[str] = []
         self.deleted: set[Key] = set()
+        self.unavailable = 0  # how many of the next finalizer releases fail
+        self.live: dict[Key, Body] = {}  # resources that exist, whatever the replica's cache shows
 
     async def get_resource(self, key: Key) -> Body | None:
         self.requests.append("get")
+        if key in self.live:
+            return self.live[key]
         assert key in self.deleted, f"a live read of {key}, which the test never deleted"
         return None
 
     async def release_job(self, namespace: str, name: str) -> None:
         self.requests.append("release")
+        if self.unavailable:
+            self.unavailable -= 1
+            raise UnavailableError("injected: 503 Service Unavailable", 503)
         self.released.append(name)
 
 
@@ -288,3 +296,57 @@ def test_a_deleted_or_handed_off_resource_leaves_no_series_no_scheduled_look_and
     replica: Replica,
 ) -> None:
     asyncio.run(forgets(replica))
+
+
+async def retries_a_deleted_resources_clean_up(replica: Replica) -> None:
+    server = replica.reconciler.cluster
+    assert isinstance(server, Server)
+    replica.presence(Presence("system", replica.membership.name, 1, "a", 30))
+    uid = uid_owned_by("a", ("a",))
+    gone = add_running_resource(replica, "gone", uid)
+    assert await replica.leases.acquire(gone, 1.0)
+    server.unavailable = 1
+    async with running(replica) as url:
+        await replica.settle()
+        replica.delete_resource(gone)
+        await replica.settle()
+        assert server.released == []
+        assert replica.controller._failures == {gone: 1}
+        assert (await scrape(url))["datamanager_operator_workqueue_scheduled"] == 1, (
+            "the retry stays scheduled"
+        )
+        for _ in range(100):  # the first retry comes after 2 s
+            await asyncio.sleep(0.05)
+            if server.released:
+                break
+        await replica.settle()
+        assert server.released == [job_name("gone", uid, "g1")]
+        assert lease_name(gone) not in server.leases
+        assert not replica.controller._failures
+        assert (await scrape(url))["datamanager_operator_workqueue_scheduled"] == 0
+
+
+def test_a_deleted_resources_clean_up_that_fails_is_retried_until_it_succeeds(replica: Replica) -> None:
+    """Its Job keeps the run-outcome finalizer until released (holding up its namespace's deletion), and no
+    watch event comes for it again: the retry must not be dropped with the deleted resource."""
+    asyncio.run(retries_a_deleted_resources_clean_up(replica))
+
+
+async def sweeps(replica: Replica) -> None:
+    server = replica.reconciler.cluster
+    assert isinstance(server, Server)
+    replica.presence(Presence("system", replica.membership.name, 1, "a", 30))
+    key = Key("DataAudit", "ns", "new")
+    other = LeaseKeeper(server, "b", "system", 15)
+    assert await other.acquire(key, 1.0)  # another replica acts on a resource this one has not listed yet
+    server.live[key] = resource_body("new", "uid-new", {})
+    await replica.controller._remove_orphan_leases(replica.leases)
+    assert lease_name(key) in server.leases, "a live resource's Lease was swept"
+    del server.live[key]
+    server.deleted.add(key)
+    await replica.controller._remove_orphan_leases(replica.leases)
+    assert lease_name(key) not in server.leases, "a deleted resource's Lease was kept"
+
+
+def test_the_sweep_judges_a_lease_orphaned_by_a_live_read_not_by_a_lagging_cache(replica: Replica) -> None:
+    asyncio.run(sweeps(replica))

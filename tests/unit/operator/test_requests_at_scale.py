@@ -50,8 +50,11 @@ class LeaseServer:
             raise ConflictError("changed", 409)
         return self._store(lease)
 
-    async def delete_lease(self, namespace: str, name: str) -> None:
+    async def delete_lease(self, namespace: str, name: str, resource_version: str | None = None) -> None:
         self.requests.append("delete")
+        current = self.leases.get(name)
+        if current and resource_version and current["metadata"]["resourceVersion"] != resource_version:
+            raise ConflictError("precondition failed", 409)
         self.leases.pop(name, None)
 
     async def list_leases(self, namespace: str, labels: Mapping[str, str]) -> list[Body]:
@@ -116,6 +119,36 @@ def test_a_gone_resources_lease_is_deleted_by_its_holder_and_one_deleted_under_i
     assert asyncio.run(first.acquire(KEY, 7.5))  # the renewal finds nothing, a read neither: created again
     assert server.requests[-4:] == ["create", "update", "get", "create"]
     assert server.leases[lease_name(KEY)]["spec"]["holderIdentity"] == "a"
+
+
+def test_a_holder_whose_hold_expired_never_deletes_the_lease_another_replica_took_over() -> None:
+    """A holds the Lease and goes idle; the resource is deleted and created again, B takes the expired Lease
+    over; A's watch shows only the deletion: A's delete must leave B's Lease (and B's hold) alone."""
+    server, clock = LeaseServer(), Clock()
+    a, b = keeper(server, "a", clock), keeper(server, "b", clock)
+    assert asyncio.run(a.acquire(KEY, 7.5))
+    assert not asyncio.run(b.acquire(KEY, 7.5))  # held by a: b starts watching the record
+    clock.now += 16  # a's hold expires, unchanged for b's whole wait
+    assert a.held() == [], "an expired hold is not held"
+    assert asyncio.run(b.acquire(KEY, 7.5))
+    asyncio.run(a.delete(KEY))
+    assert server.leases[lease_name(KEY)]["spec"]["holderIdentity"] == "b"
+    assert b.remaining(KEY) > 0
+    assert b.held() == [KEY]
+    assert asyncio.run(b.acquire(KEY, 14))  # b's renewal still finds its Lease
+    assert a.remaining(KEY) == 0
+    assert a.held() == []
+
+
+def test_a_holder_deletes_its_own_expired_lease_nobody_took_over() -> None:
+    server, clock = LeaseServer(), Clock()
+    a = keeper(server, "a", clock)
+    assert asyncio.run(a.acquire(KEY, 7.5))
+    clock.now += 60
+    asyncio.run(a.delete(KEY))
+    assert lease_name(KEY) not in server.leases
+    asyncio.run(a.delete(KEY))  # nothing held any more: no request
+    assert server.requests == ["create", "delete"]
 
 
 def presence(name: str, holder: str, version: int, duration: float = 30) -> Presence:

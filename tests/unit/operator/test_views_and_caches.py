@@ -254,6 +254,7 @@ def test_lease_names_are_bounded_and_distinct() -> None:
     ("image", "allowed", "ok"),
     [
         (None, (), True),
+        ("", (), True),  # as the Job builder and the admission policy read it: the worker image
         ("ghcr.io/petrosa/datamanager:latest", (), True),
         ("ghcr.io/petrosa/datamanager:v2", (), False),
         ("ghcr.io/petrosa/datamanager:v2", ("ghcr.io/petrosa/*",), True),
