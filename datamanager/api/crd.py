@@ -251,8 +251,21 @@ def _decorate_spec(spec: Schema, extra_rules: list[Schema]) -> Schema:
     return spec
 
 
+# The worker needs a NATS server to publish to, and a worker pod gets its connections only from Secrets
+BACKFILL_NEEDS_NATS = (
+    "backfillSubject needs natsUrlSecretRef: add spec.natsUrlSecretRef naming the key of a Secret in this"
+    " namespace that holds the NATS server URL (nats://[user:password@]host:port), or remove backfillSubject"
+)
+
+
 def _audit_spec() -> Schema:
-    spec = _decorate_spec(openapi_schema(DataAuditSpec), [])
+    backfill = {
+        "rule": "!has(self.backfillSubject) || size(self.backfillSubject) == 0 || has(self.natsUrlSecretRef)",
+        "message": BACKFILL_NEEDS_NATS,
+        "fieldPath": ".natsUrlSecretRef",
+        "reason": "FieldValueRequired",
+    }
+    spec = _decorate_spec(openapi_schema(DataAuditSpec), [backfill])
     spec["properties"]["checks"]["x-kubernetes-list-type"] = "set"
     thresholds = spec["properties"]["thresholds"]
     thresholds["x-kubernetes-validations"] = [

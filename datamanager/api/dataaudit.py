@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from datamanager.api.common import API_VERSION, ApiModel, RunSpecBase
+from datamanager.api.common import API_VERSION, ApiModel, RunSpecBase, SecretKeyRef
 
 
 class AuditCheck(StrEnum):
@@ -53,10 +53,16 @@ class DataAuditSpec(RunSpecBase):
     )
     backfill_subject: str | None = Field(
         default=None,
-        description="When set, a backfill request per large gap is published to this NATS subject.",
+        description="When set, a backfill request per large gap is published to this NATS subject; "
+        "natsUrlSecretRef is then required.",
     )
     backfill_min_missing: int = Field(
         default=1, ge=1, description="Smallest gap (in candles) worth a request."
+    )
+    nats_url_secret_ref: SecretKeyRef | None = Field(
+        default=None,
+        description="Secret key holding the URL of the NATS server backfill requests are published to, "
+        "nats://[user:password@]host:port; required with backfillSubject, unused without it.",
     )
 
 

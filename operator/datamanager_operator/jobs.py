@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from datamanager.api.common import RunSpecBase
+from datamanager.api.dataaudit import DataAuditSpec
 from datamanager.api.status import RunRef
 from datamanager.contract import (
     ENV_MONGODB_URI,
     ENV_MYSQL_DSN,
+    ENV_NATS_URL,
     ENV_RESOURCE,
     ENV_RUN_ID,
     ENV_SHARDS,
@@ -79,6 +81,11 @@ def build_job(kind: Kind, meta: Body, spec: RunSpecBase, run: RunRef, settings: 
         {"name": ENV_MYSQL_DSN, "valueFrom": {"secretKeyRef": spec.source.dsn_secret_ref.model_dump()}},
         {"name": ENV_MONGODB_URI, "valueFrom": {"secretKeyRef": spec.sink.uri_secret_ref.model_dump()}},
     ]
+    if isinstance(spec, DataAuditSpec) and spec.backfill_subject and spec.nats_url_secret_ref:
+        # only when the worker publishes: a Secret the run does not use must not keep its pod from starting
+        env.append(
+            {"name": ENV_NATS_URL, "valueFrom": {"secretKeyRef": spec.nats_url_secret_ref.model_dump()}}
+        )
     if shards > 1:
         env.append({"name": ENV_SHARDS, "value": str(shards)})
     container: Body = {

@@ -8,7 +8,7 @@ import functools
 import os
 import subprocess
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -180,6 +180,7 @@ class CandleSource:
     mongo_database: str
     defective_symbol: str
     clean_symbol: str
+    first_open: datetime  # of the first candle generated: candle i opened i hours later
 
 
 @pytest.fixture
@@ -192,27 +193,31 @@ def candles(kube: Client, namespace: str, rig_env: dict[str, str]) -> Iterator[C
 
 @contextmanager
 def candle_source(
-    kube: Client, namespace: str, rig_env: dict[str, str], *, dsn_of: Callable[[str], str] | None = None
+    kube: Client,
+    namespace: str,
+    rig_env: dict[str, str],
+    *,
+    dsn_of: Callable[[str], str] | None = None,
+    defects: Mapping[str, Defects] | None = None,
 ) -> Iterator[CandleSource]:
     """What the ``candles`` fixture gives, for any namespace; ``dsn_of`` turns the database's admin DSN into
-    the one the Secret holds (another user, say)."""
+    the one the Secret holds (another user, say); ``defects`` replaces each symbol's defects."""
     server = urlsplit(rig_env["RIG_MYSQL_DSN"])
     database = f"e2e_{uuid.uuid4().hex[:10]}"
     conn = connect(rig_env["RIG_MYSQL_DSN"])
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     count = 24 * 7
+    first_open = now - timedelta(hours=count - 1)
+    seeded = {
+        "ETHUSDT": Defects(gaps=[(50, 3)], invalid=[(80, "low_above_high")]),
+        "BTCUSDT": Defects(),
+        **(defects or {}),
+    }
     with conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{database}`")
         cur.execute(f"USE `{database}`")
         for index, symbol in enumerate(("BTCUSDT", "ETHUSDT")):
-            defects = (
-                Defects(gaps=[(50, 3)], invalid=[(80, "low_above_high")])
-                if symbol == "ETHUSDT"
-                else Defects()
-            )
-            series = generate(
-                symbol, "1h", now - timedelta(hours=count - 1), count, seed=index, defects=defects
-            )
+            series = generate(symbol, "1h", first_open, count, seed=index, defects=seeded[symbol])
             store(cur, "klines_h1", series, create=index == 0)
     dsn = urlunsplit(server._replace(path=f"/{database}"))
     mongo = f"e2e_{uuid.uuid4().hex[:10]}"
@@ -222,7 +227,7 @@ def candle_source(
     ):
         kube.create(Secret(metadata=ObjectMeta(name=name), stringData={key: value}), namespace=namespace)
     try:
-        yield CandleSource(database, mongo, "ETHUSDT", "BTCUSDT")
+        yield CandleSource(database, mongo, "ETHUSDT", "BTCUSDT", first_open)
     finally:
         with conn.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{database}`")

@@ -10,6 +10,8 @@ from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 
+from datamanager.api.crd import BACKFILL_NEEDS_NATS
+
 DataAudit = create_namespaced_resource("datamanager.petrosa.io", "v1alpha1", "DataAudit", "dataaudits")
 AnalyticsJob = create_namespaced_resource(
     "datamanager.petrosa.io", "v1alpha1", "AnalyticsJob", "analyticsjobs"
@@ -71,6 +73,12 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("DataAudit", "job.backoffLimit", -1, "spec.job.backoffLimit"),
     ("DataAudit", "spikes.sigma", 0, "spec.spikes.sigma"),
     ("DataAudit", "startingDeadlineSeconds", 0, "spec.startingDeadlineSeconds"),
+    (
+        "DataAudit",
+        "backfillSubject",
+        "binance.backfill",
+        f"spec.natsUrlSecretRef: Required value: {BACKFILL_NEEDS_NATS}",
+    ),
     ("AnalyticsJob", "families", ["volatility", "astrology"], 'Unsupported value: "astrology"'),
     ("AnalyticsJob", "windows.volatility", 1, "spec.windows.volatility"),
     ("AnalyticsJob", "window", "30m", "window 30m is too short for interval 1h: it must be at least 121m"),
@@ -132,3 +140,24 @@ def test_the_minimum_window_is_accepted(kube: Client, namespace: str) -> None:
             "spec": {**VALID, "intervals": intervals, "window": window},
         }
         assert kube.create(DataAudit.from_dict(body), namespace=namespace).spec["window"] == window
+
+
+@pytest.mark.usefixtures("crds")
+def test_backfill_is_admitted_with_its_nats_secret_or_without_a_subject(kube: Client, namespace: str) -> None:
+    """The other side of the backfillSubject case above: the rule refuses only a subject without a server."""
+    nats = {"name": "market-nats", "key": "url"}
+    admitted: dict[str, dict[str, Any]] = {
+        "with-secret": {"backfillSubject": "binance.backfill", "natsUrlSecretRef": nats},
+        "empty-subject": {"backfillSubject": ""},
+        "null-subject": {"backfillSubject": None},
+        "secret-only": {"natsUrlSecretRef": nats},
+    }
+    for name, extra in admitted.items():
+        body = {
+            "apiVersion": "datamanager.petrosa.io/v1alpha1",
+            "kind": "DataAudit",
+            "metadata": {"name": name},
+            "spec": {**VALID, **extra},
+        }
+        created = kube.create(DataAudit.from_dict(body), namespace=namespace)
+        assert created.spec.get("natsUrlSecretRef") == extra.get("natsUrlSecretRef"), name

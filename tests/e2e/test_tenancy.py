@@ -26,6 +26,7 @@ from lightkube.resources.authorization_v1 import SubjectAccessReview
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Event, Namespace, Pod, Secret, ServiceAccount
 from lightkube.resources.rbac_authorization_v1 import ClusterRole, Role, RoleBinding
+from lightkube.types import PatchType
 
 from tests.conftest import RESTRICTED, wait_for
 from tests.e2e.conftest import RELEASE, CandleSource, finished_run, resource_manifest
@@ -136,14 +137,18 @@ def test_alice_runs_an_audit_with_the_secret_she_may_read(kube: Client, tenancy:
         ("source.dsnSecretRef", "extractor-mysql"),
         ("sink.uriSecretRef", "datamanager-mongodb"),
         ("source.dsnSecretRef", "not-created-yet"),
+        ("natsUrlSecretRef", "market-nats"),
     ],
 )
 def test_alice_cannot_reference_a_secret_she_cannot_read(
     kube: Client, tenancy: Tenancy, field: str, secret: str
 ) -> None:
     body = alices(tenancy, "theirs")
-    part, ref = field.split(".")
-    body.spec[part][ref]["name"] = secret
+    if field == "natsUrlSecretRef":
+        body.spec.update(backfillSubject="backfill", natsUrlSecretRef={"name": secret, "key": "url"})
+    else:
+        part, ref = field.split(".")
+        body.spec[part][ref]["name"] = secret
     message = refused(tenancy, body)
     assert message == (
         f'spec.{field} names Secret "{secret}", which {tenancy.user} may not get in namespace '
@@ -152,6 +157,41 @@ def test_alice_cannot_reference_a_secret_she_cannot_read(
     )
     with pytest.raises(ApiError, match="not found"):
         kube.get(DataAudit, "theirs", namespace=tenancy.team_a)
+
+
+def test_the_nats_secret_is_checked_on_an_update_only_when_it_changes(kube: Client, tenancy: Tenancy) -> None:
+    """An audit whose NATS Secret (team-db) alice may not read, written by the admin: alice, who may patch
+    DataAudits, may change its schedule, and point it at her own Secret, but not at another key of team-db."""
+    grant(
+        kube,
+        tenancy.team_a,
+        "dataaudit-patcher",
+        [PolicyRule(apiGroups=["datamanager.petrosa.io"], resources=["dataaudits"], verbs=["patch"])],
+        Subject(kind="ServiceAccount", name="alice", namespace=tenancy.team_a),
+    )
+    body = alices(tenancy, "shared", backfillSubject="backfill", suspend=True)
+    body.spec["natsUrlSecretRef"] = {"name": "team-db", "key": "url"}
+    kube.create(body, namespace=tenancy.team_a)
+
+    def patch(spec: dict[str, Any]) -> str | None:
+        try:
+            tenancy.alice.patch(
+                DataAudit, "shared", {"spec": spec}, namespace=tenancy.team_a, patch_type=PatchType.MERGE
+            )
+        except ApiError as exc:
+            return str(exc.status.message).partition("denied request: ")[2] or str(exc.status.message)
+        return None
+
+    # the RoleBinding reaches the authorizer's cache within moments
+    wait_for(lambda: patch({"schedule": "0 * * * *"}) is None, 30, "alice's patch of the schedule")
+    assert patch({"natsUrlSecretRef": {"name": "team-db", "key": "other"}}) == (
+        f'spec.natsUrlSecretRef names Secret "team-db", which {tenancy.user} may not get in namespace '
+        f"{tenancy.team_a}: a DataAudit or AnalyticsJob may reference only Secrets its author can read. "
+        "Reference one you can read, or ask for get on this one."
+    )
+    assert patch({"natsUrlSecretRef": {"name": "alice-db", "key": "url"}}) is None
+    stored = kube.get(DataAudit, "shared", namespace=tenancy.team_a).spec
+    assert (stored["schedule"], stored["natsUrlSecretRef"]["name"]) == ("0 * * * *", "alice-db")
 
 
 def test_alice_cannot_run_a_foreign_image(tenancy: Tenancy) -> None:

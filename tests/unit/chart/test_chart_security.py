@@ -5,10 +5,12 @@ them: tests/e2e/test_namespaced_release.py, test_tenancy.py, test_rbac_audit.py,
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 
 import pytest
+from pydantic import BaseModel
 
+from datamanager.api import AnalyticsJobSpec, DataAuditSpec, SecretKeyRef
 from tests.chart import CHART, NAMESPACE, RELEASE, render
 from tests.fixtures.rbac import granted
 from tests.tools import attempt
@@ -204,3 +206,34 @@ def test_the_policy_and_the_operator_allow_the_same_images() -> None:
                 "registry.example/dm:*",
                 "other.example/x:1",
             ]
+
+
+def secret_refs(model: type[BaseModel], prefix: str = "spec") -> set[str]:
+    """The paths of every Secret reference a spec may hold, from the API models themselves."""
+    found: set[str] = set()
+    for name, info in model.model_fields.items():
+        path = f"{prefix}.{info.alias or name}"
+        for kind in (info.annotation, *get_args(info.annotation)):
+            if kind is SecretKeyRef:
+                found.add(path)
+            elif isinstance(kind, type) and issubclass(kind, BaseModel):
+                found |= secret_refs(kind, path)
+    return found
+
+
+def test_the_policy_asks_for_get_on_every_secret_a_resource_may_reference() -> None:
+    refs = secret_refs(DataAuditSpec) | secret_refs(AnalyticsJobSpec)
+    assert refs == {"spec.source.dsnSecretRef", "spec.sink.uriSecretRef", "spec.natsUrlSecretRef"}
+    (policy,) = of(render(), "ValidatingAdmissionPolicy")
+    checks = [v for v in policy["spec"]["validations"] if "resource('secrets')" in v["expression"]]
+    named = {v["messageExpression"].split(" ", 1)[0].strip("'"): v for v in checks}
+    assert len(named) == len(checks)
+    assert set(named) == refs
+    for ref, check in named.items():
+        assert check["expression"].endswith(".check('get').allowed()"), ref
+        assert check["reason"] == "Forbidden"
+        # the same words whichever reference it is
+        assert check["messageExpression"].endswith(
+            "' may not get in namespace ' + request.namespace + ': a DataAudit or AnalyticsJob may reference"
+            " only Secrets its author can read. Reference one you' + ' can read, or ask for get on this one.'"
+        ), check["messageExpression"]

@@ -111,7 +111,8 @@ def run(args: argparse.Namespace) -> int:
         nats_url = args.nats_url or os.environ.get(ENV_NATS_URL)
         if settings.spec.backfill_subject and not nats_url:
             raise InvalidConfigError(
-                f"backfillSubject is set but no NATS server: set {ENV_NATS_URL} or --nats-url"
+                "backfillSubject is set but no NATS server: give the DataAudit spec.natsUrlSecretRef (a"
+                f" Secret key holding the URL), or set {ENV_NATS_URL} or --nats-url"
             )
         if args.concurrency < 1:
             raise InvalidConfigError(f"--concurrency must be at least 1, not {args.concurrency}")
