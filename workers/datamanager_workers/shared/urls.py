@@ -24,6 +24,7 @@ ENCODING_HINT = (
     'safe=""))\' PASSWORD prints the encoded form)'
 )
 NATS_SCHEMES: Final = ("nats", "tls", "ws", "wss")
+MALFORMED: Final = "(a malformed URL)"  # what ``shown`` says of a URL it cannot take apart safely
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}")
 _HOST = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9_])?")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]{2,45}(?:%[A-Za-z0-9._~-]+)?\]")
@@ -152,10 +153,13 @@ def nats_login(servers: Sequence[str]) -> NatsLogin:
 
 def shown(text: str) -> str:
     """A URL fit for a log line: scheme, hosts and path, without credentials or options; a malformed one
-    is not shown at all."""
+    is not shown at all. The scheme must be one by its grammar: what comes before the first ``://`` may be
+    part of a password (``dm:s3cr://etPW@host``)."""
     head = text.partition("://")[0]
+    if not _SCHEME.fullmatch(head):
+        return MALFORMED
     try:
         url = split_url(text, "the URL", (head.lower(),), "", several_hosts=True)
     except InvalidConfigError:
-        return "(a malformed URL)"
+        return MALFORMED
     return f"{url.scheme}://{url.where}"
