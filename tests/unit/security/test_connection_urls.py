@@ -152,6 +152,16 @@ def test_a_sink_shows_its_hosts_only() -> None:
     assert sink.where == "a:1,b:2"
 
 
+def test_hosts_are_listed_alike_wherever_a_url_is_shown() -> None:
+    uri = "mongodb://u:s3cretPW99@a,[::1]:2,b.example:27017/db?replicaSet=rs"
+    url = parse_mongodb_uri(uri)
+    assert url.hostlist == "a,[::1]:2,b.example:27017"
+    assert url.where == "a,[::1]:2,b.example:27017/db"
+    assert url.without_credentials() == "mongodb://a,[::1]:2,b.example:27017/db?replicaSet=rs"
+    assert ResultSink(uri, "d").where == url.hostlist
+    assert shown(uri) == "mongodb://a,[::1]:2,b.example:27017/db"
+
+
 # ---------------------------------------------------------------- NATS (the consumer)
 
 

@@ -42,16 +42,19 @@ class ConnectionUrl:
     query: str = field(repr=False)  # raw: options may hold secrets too (e.g. a TLS key password)
 
     @property
+    def hostlist(self) -> str:
+        """``host[:port][,host[:port]...]``, as the URL lists them."""
+        return ",".join(host if port is None else f"{host}:{port}" for host, port in self.hosts)
+
+    @property
     def where(self) -> str:
-        hosts = ",".join(host if port is None else f"{host}:{port}" for host, port in self.hosts)
-        return f"{hosts}/{self.path}" if self.path else hosts
+        return f"{self.hostlist}/{self.path}" if self.path else self.hostlist
 
     def without_credentials(self) -> str:
         """The URL as given minus user and password (query kept): for clients that take them separately."""
-        hosts = ",".join(host if port is None else f"{host}:{port}" for host, port in self.hosts)
         path = f"/{self.path}" if self.path else ""
         query = f"?{self.query}" if self.query else ""
-        return f"{self.scheme}://{hosts}{path}{query}"
+        return f"{self.scheme}://{self.hostlist}{path}{query}"
 
 
 def split_url(
