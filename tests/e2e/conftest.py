@@ -19,7 +19,12 @@ import pytest
 import yaml
 from lightkube import Client
 from lightkube.core.exceptions import ApiError
+from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.admissionregistration_v1 import (
+    ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding,
+)
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Secret
@@ -37,6 +42,7 @@ RELEASE_NAMESPACE = "dm-e2e-system"
 OPERATOR_USER = f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}-datamanager"
 # images the process node never pulls, or pulls slowly (its conventions: see docs/rig.md)
 TEST_IMAGES = "unpullable.invalid/*,slowpull.invalid/*"
+DataAudit = create_namespaced_resource("datamanager.petrosa.io", "v1alpha1", "DataAudit", "dataaudits")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -268,3 +274,64 @@ def delete_quietly(kube: Client, res: type, name: str, namespace: str) -> None:
     except ApiError as exc:
         if exc.status.code != 404:
             raise
+
+
+# allow-lists for the admission policy (the suite's release has none)
+OPEN = [
+    "--set",
+    "operator.allowedImages={registry.example/dm:*}",
+    "--set",
+    "admission.placement.nodeSelectorKeys={kubernetes.io/arch}",
+    "--set",
+    "admission.placement.tolerationKeys={dedicated}",
+    "--set",
+    "admission.placement.affinity=true",
+    "--set",
+    "admission.placement.priorityClassNames={batch-low}",
+]
+
+
+@pytest.fixture
+def open_policy(kube: Client, rig_env: dict[str, str], namespace: str) -> Iterator[str]:
+    """The policy rendered with allow-lists (OPEN) for a release of its own, whose name it gives, bound to the
+    test's namespace alone; the suite's (empty lists, every namespace) is unbound meanwhile. Bindings take a
+    moment to reach (and leave) the API server's policy cache: the test waits for what it needs."""
+    release = f"open{uuid.uuid4().hex[:4]}"
+    docs = render(rig_env, release, namespace, "--set", f"rbac.watchNamespaces={{{namespace}}}", *OPEN)
+    suite_binding = as_dict(kube.get(ValidatingAdmissionPolicyBinding, f"{RELEASE}-datamanager-resources"))
+    restore = {key: suite_binding[key] for key in ("apiVersion", "kind", "spec")}
+    restore["metadata"] = {
+        "name": suite_binding["metadata"]["name"],
+        "labels": suite_binding["metadata"]["labels"],
+    }
+    kube.delete(ValidatingAdmissionPolicyBinding, f"{RELEASE}-datamanager-resources")
+    (policy,) = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
+    (binding,) = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"]
+    try:
+        kube.create(resource(ValidatingAdmissionPolicy, policy))
+        kube.create(resource(ValidatingAdmissionPolicyBinding, binding))
+        yield release
+    finally:
+        for doc in (binding, policy):
+            kind = ValidatingAdmissionPolicy if doc is policy else ValidatingAdmissionPolicyBinding
+            try:
+                kube.delete(kind, doc["metadata"]["name"])
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise
+        kube.create(resource(ValidatingAdmissionPolicyBinding, restore))
+        # the next test counts on it: wait until the API server's policy cache has it again
+        wait_for(
+            functools.partial(_suite_policy_refuses, kube, namespace), 30, "the suite's policy to be bound"
+        )
+
+
+def _suite_policy_refuses(kube: Client, namespace: str) -> bool:
+    """The suite's policy refuses a DataAudit with a foreign image in ``namespace`` (a dry run)."""
+    probe = CandleSource("probe", "probe", "ETHUSDT", "BTCUSDT", datetime(2026, 1, 1, tzinfo=UTC))
+    manifest = resource_manifest("DataAudit", "probe", probe, job={"image": "evil.example/miner:1"})
+    try:
+        kube.create(DataAudit.from_dict(manifest), namespace=namespace, dry_run=True)
+    except ApiError as exc:
+        return f"ValidatingAdmissionPolicy '{RELEASE}-datamanager-resources'" in str(exc.status.message)
+    return False

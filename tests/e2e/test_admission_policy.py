@@ -5,70 +5,19 @@ message that names the list (the chart's renders: tests/unit/chart/test_chart_se
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from lightkube import Client
 from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
-from lightkube.resources.admissionregistration_v1 import (
-    ValidatingAdmissionPolicy,
-    ValidatingAdmissionPolicyBinding,
-)
 
 from tests.conftest import wait_for
-from tests.e2e.conftest import RELEASE, CandleSource, render, resource_manifest
-from tests.fixtures.kube import as_dict, resource
+from tests.e2e.conftest import CandleSource, resource_manifest
 
 DataAudit = create_namespaced_resource("datamanager.petrosa.io", "v1alpha1", "DataAudit", "dataaudits")
 Docs = list[dict[str, Any]]
-NS = "dm-sec"
-
-
-OPEN = [
-    "--set",
-    "operator.allowedImages={registry.example/dm:*}",
-    "--set",
-    "admission.placement.nodeSelectorKeys={kubernetes.io/arch}",
-    "--set",
-    "admission.placement.tolerationKeys={dedicated}",
-    "--set",
-    "admission.placement.affinity=true",
-    "--set",
-    "admission.placement.priorityClassNames={batch-low}",
-]
-
-
-@pytest.fixture
-def open_policy(kube: Client, rig_env: dict[str, str], namespace: str) -> Iterator[None]:
-    """The policy rendered with allow-lists, bound to the test's namespace alone; the suite's (empty lists,
-    every namespace) is unbound meanwhile."""
-    release = f"open{uuid.uuid4().hex[:4]}"
-    docs = render(rig_env, release, namespace, "--set", f"rbac.watchNamespaces={{{namespace}}}", *OPEN)
-    suite_binding = as_dict(kube.get(ValidatingAdmissionPolicyBinding, f"{RELEASE}-datamanager-resources"))
-    restore = {key: suite_binding[key] for key in ("apiVersion", "kind", "spec")}
-    restore["metadata"] = {
-        "name": suite_binding["metadata"]["name"],
-        "labels": suite_binding["metadata"]["labels"],
-    }
-    kube.delete(ValidatingAdmissionPolicyBinding, f"{RELEASE}-datamanager-resources")
-    (policy,) = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicy"]
-    (binding,) = [d for d in docs if d["kind"] == "ValidatingAdmissionPolicyBinding"]
-    try:
-        kube.create(resource(ValidatingAdmissionPolicy, policy))
-        kube.create(resource(ValidatingAdmissionPolicyBinding, binding))
-        yield
-    finally:
-        for doc in (binding, policy):
-            kind = ValidatingAdmissionPolicy if doc is policy else ValidatingAdmissionPolicyBinding
-            try:
-                kube.delete(kind, doc["metadata"]["name"])
-            except ApiError as exc:
-                if exc.status.code != 404:
-                    raise
-        kube.create(resource(ValidatingAdmissionPolicyBinding, restore))
 
 
 @pytest.mark.usefixtures("operator_release", "open_policy")

@@ -9,6 +9,7 @@ ValidatingAdmissionPolicy, with a message that says why and what to do.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,7 +22,10 @@ from lightkube.core.exceptions import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.models.rbac_v1 import PolicyRule, RoleRef, Subject
-from lightkube.resources.admissionregistration_v1 import ValidatingAdmissionPolicyBinding
+from lightkube.resources.admissionregistration_v1 import (
+    ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding,
+)
 from lightkube.resources.authorization_v1 import SubjectAccessReview
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import Event, Namespace, Pod, Secret, ServiceAccount
@@ -29,7 +33,7 @@ from lightkube.resources.rbac_authorization_v1 import ClusterRole, Role, RoleBin
 from lightkube.types import PatchType
 
 from tests.conftest import RESTRICTED, wait_for
-from tests.e2e.conftest import RELEASE, CandleSource, finished_run, resource_manifest
+from tests.e2e.conftest import RELEASE, CandleSource, finished_run, render, resource_manifest
 from tests.fixtures.audit import AuditLog
 from tests.fixtures.kube import as_dict, name_of, resource
 
@@ -115,14 +119,28 @@ def alices(tenancy: Tenancy, name: str, **spec: Any) -> Any:
     return DataAudit.from_dict(manifest)
 
 
-def refused(tenancy: Tenancy, body: Any) -> str:
-    """Alice's create is refused at admission by the chart's policy; its message, and nothing was stored."""
+def denied(request: Callable[[], object], policy: str = POLICY) -> str:
+    """The request is refused at admission by the chart's policy; its message."""
     with pytest.raises(ApiError) as caught:
-        tenancy.alice.create(body, namespace=tenancy.team_a)
+        request()
     message = str(caught.value.status.message)
     assert caught.value.status.code in (403, 422), message
-    assert f"ValidatingAdmissionPolicy '{POLICY}'" in message, message
+    assert f"ValidatingAdmissionPolicy '{policy}'" in message, message
     return message.partition("denied request: ")[2]
+
+
+def refused(tenancy: Tenancy, body: Any) -> str:
+    """Alice's create is refused at admission by the chart's policy; its message."""
+    return denied(lambda: tenancy.alice.create(body, namespace=tenancy.team_a))
+
+
+def secret_refusal(field: str, secret: str, user: str, namespace: str) -> str:
+    """The policy's message when ``user`` names in ``field`` a Secret they may not get."""
+    return (
+        f'spec.{field} names Secret "{secret}", which {user} may not get in namespace {namespace}: a '
+        "DataAudit or AnalyticsJob may reference only Secrets its author can read. Reference one you can "
+        "read, or ask for get on this one."
+    )
 
 
 def test_alice_runs_an_audit_with_the_secret_she_may_read(kube: Client, tenancy: Tenancy) -> None:
@@ -149,12 +167,7 @@ def test_alice_cannot_reference_a_secret_she_cannot_read(
     else:
         part, ref = field.split(".")
         body.spec[part][ref]["name"] = secret
-    message = refused(tenancy, body)
-    assert message == (
-        f'spec.{field} names Secret "{secret}", which {tenancy.user} may not get in namespace '
-        f"{tenancy.team_a}: a DataAudit or AnalyticsJob may reference only Secrets its author can read. "
-        "Reference one you can read, or ask for get on this one."
-    )
+    assert refused(tenancy, body) == secret_refusal(field, secret, tenancy.user, tenancy.team_a)
     with pytest.raises(ApiError, match="not found"):
         kube.get(DataAudit, "theirs", namespace=tenancy.team_a)
 
@@ -205,7 +218,8 @@ def test_alice_cannot_run_a_foreign_image(tenancy: Tenancy) -> None:
     )
 
 
-@pytest.mark.parametrize(
+# placement the suite's release does not allow, and the start of the policy's message for it
+PLACEMENT = pytest.mark.parametrize(
     ("job", "expected"),
     [
         (
@@ -224,6 +238,9 @@ def test_alice_cannot_run_a_foreign_image(tenancy: Tenancy) -> None:
     ],
     ids=["nodeSelector", "tolerations", "affinity", "priorityClassName"],
 )
+
+
+@PLACEMENT
 def test_alice_cannot_place_her_worker_where_the_chart_does_not_allow(
     tenancy: Tenancy, job: dict[str, Any], expected: str
 ) -> None:
@@ -233,15 +250,184 @@ def test_alice_cannot_place_her_worker_where_the_chart_does_not_allow(
     assert "chart value admission.placement." in message
 
 
+# ---------------------------------------------------------------- updates: only what changed is checked
+
+
+@dataclass(frozen=True)
+class Editors:
+    """alice may also get and patch DataAudits in team-a; bob may get and patch them, and get no Secret."""
+
+    alice: Client
+    bob: Client
+    bob_user: str
+
+
+@pytest.fixture
+def editors(kube: Client, tenancy: Tenancy, as_service_account: Callable[[str, str], Client]) -> Editors:
+    team_a = tenancy.team_a
+    kube.create(ServiceAccount(metadata=ObjectMeta(name="bob")), namespace=team_a)
+    edit = [
+        PolicyRule(
+            apiGroups=["datamanager.petrosa.io"], resources=["dataaudits"], verbs=["get", "patch", "update"]
+        )
+    ]
+    for who in ("alice", "bob"):
+        grant(kube, team_a, f"{who}-edits", edit, Subject(kind="ServiceAccount", name=who, namespace=team_a))
+    bob = f"system:serviceaccount:{team_a}:bob"
+    wait_for(  # the authorizer's cache follows new bindings within moments
+        lambda: all(can(kube, user, team_a, "patch", "dataaudits") for user in (tenancy.user, bob)),
+        30,
+        "alice and bob to be allowed to patch DataAudits",
+    )
+    assert not can(kube, bob, team_a, "get", "secrets", group="")
+    return Editors(tenancy.alice, as_service_account(team_a, "bob"), bob)
+
+
+def stored(tenancy: Tenancy, name: str, **spec: Any) -> None:
+    """Alice's DataAudit, created by her and suspended: no run costs the test time (a run-now is ignored)."""
+    tenancy.alice.create(alices(tenancy, name, suspend=True, **spec), namespace=tenancy.team_a)
+
+
+def update(client: Client, tenancy: Tenancy, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch of a DataAudit of team-a, by ``client``; the stored resource."""
+    return as_dict(client.patch(DataAudit, name, patch, namespace=tenancy.team_a, patch_type=PatchType.MERGE))
+
+
+@pytest.mark.parametrize(
+    ("field", "secret"),
+    [("source.dsnSecretRef", "extractor-mysql"), ("sink.uriSecretRef", "datamanager-mongodb")],
+)
+def test_alice_cannot_switch_her_resource_to_a_secret_she_cannot_read(
+    kube: Client, tenancy: Tenancy, editors: Editors, field: str, secret: str
+) -> None:
+    stored(tenancy, "switched")
+    part, ref = field.split(".")
+    message = denied(
+        lambda: update(editors.alice, tenancy, "switched", {"spec": {part: {ref: {"name": secret}}}})
+    )
+    assert message == secret_refusal(field, secret, tenancy.user, tenancy.team_a)
+    kept = as_dict(kube.get(DataAudit, "switched", namespace=tenancy.team_a))
+    assert kept["spec"][part][ref]["name"] == "alice-db"
+
+
+def test_alice_cannot_switch_her_resource_to_a_foreign_image(
+    kube: Client, tenancy: Tenancy, editors: Editors
+) -> None:
+    stored(tenancy, "reimaged", job={"image": "unpullable.invalid/worker:1"})
+    message = denied(
+        lambda: update(editors.alice, tenancy, "reimaged", {"spec": {"job": {"image": FOREIGN_IMAGE}}})
+    )
+    assert message.startswith(f'spec.job.image "{FOREIGN_IMAGE}" is not an allowed worker image (allowed: ')
+    # the refusal is the image's, not the update's: another listed one is fine
+    listed = {"spec": {"job": {"image": "unpullable.invalid/worker:2"}}}
+    assert update(editors.alice, tenancy, "reimaged", listed)["spec"]["job"]["image"].endswith(":2")
+
+
+@PLACEMENT
+def test_alice_cannot_add_placement_the_chart_does_not_allow(
+    kube: Client, tenancy: Tenancy, editors: Editors, job: dict[str, Any], expected: str
+) -> None:
+    stored(tenancy, "moved")
+    message = denied(lambda: update(editors.alice, tenancy, "moved", {"spec": {"job": job}}))
+    assert message.startswith(expected), message
+    kept = as_dict(kube.get(DataAudit, "moved", namespace=tenancy.team_a))["spec"]["job"]
+    assert not any(kept.get(key) for key in job), kept  # still the defaults: {}, [] or unset
+
+
+RUN_NOW = "datamanager.petrosa.io/run-now"
+
+
+def test_who_may_only_patch_needs_no_secret_access_until_they_change_a_secret_reference(
+    kube: Client, tenancy: Tenancy, editors: Editors
+) -> None:
+    """bob may read no Secret: he may still trigger and retune alice's resource, which keeps her Secrets; he
+    may not change which Secret (or key) it reads."""
+    stored(tenancy, "shared", job={"image": "unpullable.invalid/worker:1"})
+    after = update(editors.bob, tenancy, "shared", {"metadata": {"annotations": {RUN_NOW: "1"}}})
+    assert after["metadata"]["annotations"][RUN_NOW] == "1"
+    after = update(editors.bob, tenancy, "shared", {"spec": {"symbols": ["BTCUSDT"], "window": "3d"}})
+    assert (after["spec"]["symbols"], after["spec"]["window"]) == (["BTCUSDT"], "3d")
+    # a change to either reference checks both (the policy's credentialsChanged), so the first Secret bob
+    # may not get is named: the source's
+    for patch in ({"source": {"dsnSecretRef": {"key": "uri"}}}, {"sink": {"uriSecretRef": {"key": "dsn"}}}):
+        message = denied(functools.partial(update, editors.bob, tenancy, "shared", {"spec": patch}))
+        assert message == secret_refusal("source.dsnSecretRef", "alice-db", editors.bob_user, tenancy.team_a)
+    kept = as_dict(kube.get(DataAudit, "shared", namespace=tenancy.team_a))["spec"]
+    assert (kept["source"]["dsnSecretRef"]["key"], kept["sink"]["uriSecretRef"]["key"]) == ("dsn", "uri")
+
+
+def test_shrinking_the_allow_lists_does_not_freeze_existing_resources(
+    kube: Client, tenancy: Tenancy, editors: Editors, open_policy: str, rig_env: dict[str, str]
+) -> None:
+    """A resource admitted under wider lists (a listed image and every kind of placement) keeps taking
+    updates that do not touch them once the chart's lists shrink; what changes meets the new lists."""
+    policy = f"{open_policy}-datamanager-resources"
+    team_a = tenancy.team_a
+
+    def probe(image: str) -> str | None:
+        """The policy's refusal of a dry-run create with ``image``; None when admitted."""
+        body = DataAudit.from_dict(
+            resource_manifest("DataAudit", "probe", tenancy.candles, job={"image": image})
+        )
+        try:
+            kube.create(body, namespace=team_a, dry_run=True)
+        except ApiError as exc:
+            return str(exc.status.message)
+        return None
+
+    wait_for(lambda: policy in (probe("registry.example/other:1") or ""), 30, "the open policy to apply")
+    wait_for(lambda: probe("registry.example/dm:3") is None, 30, "the suite's policy to be unbound")
+    placed = {
+        "image": "registry.example/dm:2",
+        "nodeSelector": {"kubernetes.io/arch": "amd64"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "batch", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {}},
+        "priorityClassName": "batch-low",
+    }
+    stored(tenancy, "placed", job=placed)
+
+    # the platform team shrinks the lists: the same release rendered with the chart's defaults
+    (narrow,) = [
+        d
+        for d in render(rig_env, open_policy, team_a, "--set", f"rbac.watchNamespaces={{{team_a}}}")
+        if d["kind"] == "ValidatingAdmissionPolicy"
+    ]
+    kube.patch(ValidatingAdmissionPolicy, policy, {"spec": narrow["spec"]}, patch_type=PatchType.MERGE)
+    wait_for(lambda: policy in (probe("registry.example/dm:3") or ""), 30, "the narrowed policy to apply")
+
+    after = update(editors.bob, tenancy, "placed", {"metadata": {"annotations": {RUN_NOW: "1"}}})
+    assert after["metadata"]["annotations"][RUN_NOW] == "1"
+    after = update(editors.bob, tenancy, "placed", {"spec": {"symbols": ["BTCUSDT"]}})
+    assert after["spec"]["symbols"] == ["BTCUSDT"]
+    assert {key: after["spec"]["job"][key] for key in placed} == placed
+    # what changes meets the new lists, each part on its own
+    for job, expected in (
+        ({"image": "registry.example/dm:3"}, 'spec.job.image "registry.example/dm:3" is not an allowed'),
+        (
+            {"nodeSelector": {"kubernetes.io/arch": "arm64"}},
+            "spec.job.nodeSelector may not use kubernetes.io/arch",
+        ),
+        (
+            {"tolerations": [{"key": "dedicated", "operator": "Exists"}]},
+            "spec.job.tolerations may not tolerate",
+        ),
+        ({"affinity": {"podAntiAffinity": {}}}, "spec.job.affinity is not allowed here"),
+        ({"priorityClassName": "batch-high"}, 'spec.job.priorityClassName "batch-high" is not allowed'),
+    ):
+        change = functools.partial(update, editors.bob, tenancy, "placed", {"spec": {"job": job}})
+        message = denied(change, policy)
+        assert message.startswith(expected), (job, message)
+
+
 def test_alice_reads_nothing_of_team_b_through_the_operator(kube: Client, tenancy: Tenancy) -> None:
     # directly: nothing at all
     for res in (DataAudit, Secret, Job, Pod):
-        with pytest.raises(ApiError) as denied:
+        with pytest.raises(ApiError) as caught:
             list(tenancy.alice.list(res, namespace=tenancy.team_b))
-        assert denied.value.status.code == 403
-    with pytest.raises(ApiError) as denied:
+        assert caught.value.status.code == 403
+    with pytest.raises(ApiError) as caught:
         tenancy.alice.create(alices(tenancy, "twin"), namespace=tenancy.team_b)
-    assert denied.value.status.code == 403
+    assert caught.value.status.code == 403
     # a Secret reference has no namespace: one naming team-b's is read in team-a, where alice may not get it
     body = alices(tenancy, "reach")
     body.spec["source"]["dsnSecretRef"] = {"name": "team-db", "key": "dsn", "namespace": tenancy.team_b}
@@ -313,7 +499,15 @@ def test_a_resource_forced_in_while_the_policy_is_unbound_fails_its_run_and_crea
     assert not [name_of(p) for p in kube.list(Pod, namespace=tenancy.team_a) if "forced" in name_of(p)]
 
 
-def can(kube: Client, user: str, namespace: str, verb: str, plural: str, subresource: str = "") -> bool:
+def can(
+    kube: Client,
+    user: str,
+    namespace: str,
+    verb: str,
+    plural: str,
+    subresource: str = "",
+    group: str = "datamanager.petrosa.io",
+) -> bool:
     review = resource(
         SubjectAccessReview,
         {
@@ -323,7 +517,7 @@ def can(kube: Client, user: str, namespace: str, verb: str, plural: str, subreso
                 "resourceAttributes": {
                     "namespace": namespace,
                     "verb": verb,
-                    "group": "datamanager.petrosa.io",
+                    "group": group,
                     "resource": plural,
                     "subresource": subresource,
                 },

@@ -6,7 +6,12 @@ import argparse
 
 import pytest
 
-from datamanager_workers.consumer.settings import SettingsError, add_arguments, load, redact
+from datamanager_workers.consumer.app import _banner
+from datamanager_workers.consumer.counters import Counters
+from datamanager_workers.consumer.service import StreamConsumer
+from datamanager_workers.consumer.settings import SettingsError, add_arguments, load
+from datamanager_workers.consumer.state import ConnectionState
+from datamanager_workers.logs import OncePerInterval
 
 
 def parse_flags(*flags: str) -> argparse.Namespace:
@@ -94,6 +99,23 @@ def test_bad_value_is_rejected(flag: str, value: str) -> None:
         load(parse_flags(flag, value), {})
 
 
-def test_credentials_never_reach_a_log_line() -> None:
-    assert redact("nats://user:secret@host:4222") == "nats://***@host:4222"
-    assert redact("nats://host:4222") == "nats://host:4222"
+@pytest.mark.parametrize(
+    ("urls", "expected"),
+    [
+        (
+            "nats://user:s3cretPW99@a:4222,nats://c:4222/?token=s3cretQT55&x=1,ws://d",
+            "nats://a:4222,nats://c:4222,ws://d",
+        ),
+        ("tls://s3cretTK77@b:4443,nats://c:4222?auth_token=s3cretQT55", "tls://b:4443,nats://c:4222"),
+    ],
+    ids=["password-and-query-token", "token-in-user-part-and-query"],
+)
+def test_credentials_never_reach_a_log_line(urls: str, expected: str) -> None:
+    """The start banner and the connection warnings name the servers through shared.urls.shown: scheme, host,
+    port; never a user, a password, or a token in the user part or the query."""
+    settings = load(parse_flags("--nats-url", urls), {})
+    consumer = StreamConsumer(settings, Counters(), ConnectionState(), OncePerInterval())
+    for line in (_banner(settings, 8080)["nats"], consumer._servers()):
+        assert line == expected
+        for fragment in ("user", "s3cr", "PW99", "TK77", "QT55", "token"):
+            assert fragment not in line

@@ -152,6 +152,16 @@ def test_a_sink_shows_its_hosts_only() -> None:
     assert sink.where == "a:1,b:2"
 
 
+def test_hosts_are_listed_alike_wherever_a_url_is_shown() -> None:
+    uri = "mongodb://u:s3cretPW99@a,[::1]:2,b.example:27017/db?replicaSet=rs"
+    url = parse_mongodb_uri(uri)
+    assert url.hostlist == "a,[::1]:2,b.example:27017"
+    assert url.where == "a,[::1]:2,b.example:27017/db"
+    assert url.without_credentials() == "mongodb://a,[::1]:2,b.example:27017/db?replicaSet=rs"
+    assert ResultSink(uri, "d").where == url.hostlist
+    assert shown(uri) == "mongodb://a,[::1]:2,b.example:27017/db"
+
+
 # ---------------------------------------------------------------- NATS (the consumer)
 
 
@@ -193,3 +203,50 @@ def test_a_url_in_a_log_line_shows_where_never_who() -> None:
     assert shown(f"nats://dm:{quote('s3cr/et', safe='')}@a:4222,b:4223") == "nats://a:4222,b:4223"
     assert shown("nats://dm:s3cr/etPW99@a:4222") == "(a malformed URL)"
     assert shown("mongodb://u:pw@h/db?tlsCertificateKeyFilePassword=PW99") == "mongodb://h/db"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # what precedes the first "://" is no scheme when it breaks the scheme grammar: a password's
+        ("dm:s3cr://etPW99@host:4222", "(a malformed URL)"),
+        ("nats:dm:s3cr://etPW99@host:4222", "(a malformed URL)"),
+        ("s3cr etPW99://host:4222", "(a malformed URL)"),
+        ("://dm:s3cretPW99@host:4222", "(a malformed URL)"),
+        ("9s3cretPW99://host:4222", "(a malformed URL)"),
+        # no scheme at all
+        ("dm:s3cretPW99@host:4222", "(a malformed URL)"),
+        ("s3cretPW99", "(a malformed URL)"),
+        # ':' '@' '/' in a password: decoded when encoded, the last '@' ends the user part, a raw '/' refused
+        ("nats://dm:s3cr:etPW99@host:4222", "nats://host:4222"),
+        ("nats://dm:s3cr@etPW99@host:4222", "nats://host:4222"),
+        ("nats://dm:s3cr/etPW99@host:4222", "(a malformed URL)"),
+        ("nats://dm:s3cr://etPW99@host:4222", "(a malformed URL)"),
+        (f"nats://dm:{quote('s3cr:/@etPW99', safe='')}@host:4222", "nats://host:4222"),
+        # a token as the user part, or in the query or the fragment
+        ("nats://s3cretPW99@host:4222", "nats://host:4222"),
+        ("nats://host:4222/?token=s3cretPW99", "nats://host:4222"),
+        ("nats://host:4222?auth_token=s3cretPW99&x=1", "nats://host:4222"),
+        ("mongodb://h1,h2:27018/db?authSource=admin&password=s3cretPW99#etPW99", "mongodb://h1,h2:27018/db"),
+    ],
+)
+def test_a_url_in_a_log_line_shows_nothing_of_a_password_however_it_is_placed(
+    url: str, expected: str
+) -> None:
+    assert shown(url) == expected
+    for fragment in ("s3cr", "etPW", "PW99"):
+        assert fragment not in shown(url)
+
+
+@settings(max_examples=300, deadline=None)
+@given(password=HOSTILE)
+def test_any_password_left_unencoded_anywhere_in_a_url_never_reaches_a_log_line(password: str) -> None:
+    for url in (
+        f"nats://dm:{password}@host:4222/db",
+        f"nats://{password}@host:4222",
+        f"dm:{password}@host:4222",
+        f"dm:{password}://x@host:4222",
+        f"{password}://host:4222",
+        f"nats://host:4222/?token={password}",
+    ):
+        assert_no_part_of(password, shown(url))

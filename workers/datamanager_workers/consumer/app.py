@@ -15,10 +15,11 @@ from datamanager_workers.consumer.counters import Counters
 from datamanager_workers.consumer.http import build_app, start_http
 from datamanager_workers.consumer.metrics import build_registry
 from datamanager_workers.consumer.service import StreamConsumer
-from datamanager_workers.consumer.settings import Settings, redact
+from datamanager_workers.consumer.settings import Settings
 from datamanager_workers.consumer.state import ConnectionState
 from datamanager_workers.consumer.summary import IntervalSummary, log_summaries
 from datamanager_workers.logs import OncePerInterval
+from datamanager_workers.shared.urls import shown
 
 log = logging.getLogger("datamanager_workers.consumer")
 
@@ -78,7 +79,7 @@ def _banner(settings: Settings, port: int) -> dict[str, object]:
         symbols = f"first {settings.max_symbols} seen, others as 'other'"
     return {
         "version": __version__,
-        "nats": ",".join(redact(server) for server in settings.nats_servers),
+        "nats": ",".join(shown(server) for server in settings.nats_servers),
         "subject": settings.subject,
         "queue_group": settings.queue_group,
         "http": f"{settings.http_host}:{port}",

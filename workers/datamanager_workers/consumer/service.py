@@ -21,10 +21,10 @@ from nats.errors import DrainTimeoutError, SlowConsumerError
 from nats.errors import Error as NatsError
 
 from datamanager_workers.consumer.counters import Counters
-from datamanager_workers.consumer.settings import Settings, redact
+from datamanager_workers.consumer.settings import Settings
 from datamanager_workers.consumer.state import ConnectionState
 from datamanager_workers.logs import OncePerInterval
-from datamanager_workers.shared.urls import nats_login
+from datamanager_workers.shared.urls import nats_login, shown
 
 log = logging.getLogger("datamanager_workers.consumer")
 
@@ -195,12 +195,12 @@ class StreamConsumer:
         self._count_pending()
 
     def _servers(self) -> str:
-        return ",".join(redact(server) for server in self._settings.nats_servers)
+        return ",".join(shown(server) for server in self._settings.nats_servers)
 
     def _where(self, client: Client) -> dict[str, object]:
         server = client.connected_url
         return {
-            "server": redact(server.geturl()) if server else self._servers(),
+            "server": shown(server.geturl()) if server else self._servers(),
             "subject": self._settings.subject,
             "queue_group": self._settings.queue_group,
         }

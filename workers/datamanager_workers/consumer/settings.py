@@ -11,7 +11,6 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
-from urllib.parse import urlsplit
 
 from datamanager_workers.consumer.counters import DEFAULT_MAX_SYMBOLS
 from datamanager_workers.consumer.parsing import DEFAULT_MAX_PAYLOAD_BYTES, MAX_SYMBOL_LENGTH
@@ -71,14 +70,6 @@ def _split(server: str) -> ConnectionUrl:
         return split_url(server, "the NATS URL", NATS_SCHEMES, "nats://host:4222")
     except InvalidConfigError as exc:
         raise ValueError(str(exc)) from None
-
-
-def redact(url: str) -> str:
-    """The URL without credentials, fit for a log line."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    return parts._replace(netloc=f"***@{parts.netloc.rpartition('@')[2]}").geturl()
 
 
 def _token(what: str) -> Callable[[str], str]:

@@ -19,7 +19,7 @@ Public API (import from the submodules):
 - ``summary``: ``write_summary(summary, path)``, ``fit_summary(summary)``; the model is
   ``datamanager.contract.RunSummary``
 - ``entrypoint``: ``run_job(job, main, args) -> int``
-- ``urls``: ``split_url(text, what, schemes, example, *, several_hosts)`` -> ``ConnectionUrl`` (``where``,
-  ``without_credentials()``), ``nats_login(servers)``, ``shown(url)``: connection URLs checked part by part,
-  never repeated in a message or a log line
+- ``urls``: ``split_url(text, what, schemes, example, *, several_hosts)`` -> ``ConnectionUrl``
+  (``hostlist``, ``where``, ``without_credentials()``), ``nats_login(servers)``, ``shown(url)``: connection
+  URLs checked part by part, never repeated in a message or a log line
 """

@@ -80,9 +80,7 @@ class ResultSink:
     """One database on a MongoDB server. Use ``async with ResultSink(uri, database) as sink``."""
 
     def __init__(self, uri: str, database: str, *, connect_timeout: float = 10.0) -> None:
-        self.where = ",".join(
-            host if port is None else f"{host}:{port}" for host, port in parse_mongodb_uri(uri).hosts
-        )
+        self.where = parse_mongodb_uri(uri).hostlist
         self.database_name = database
         self.supports_decimal128 = True
         timeout_ms = int(connect_timeout * 1000)

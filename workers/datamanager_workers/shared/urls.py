@@ -24,6 +24,7 @@ ENCODING_HINT = (
     'safe=""))\' PASSWORD prints the encoded form)'
 )
 NATS_SCHEMES: Final = ("nats", "tls", "ws", "wss")
+MALFORMED: Final = "(a malformed URL)"  # what ``shown`` says of a URL it cannot take apart safely
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,30}")
 _HOST = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._-]{0,251}[A-Za-z0-9_])?")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]{2,45}(?:%[A-Za-z0-9._~-]+)?\]")
@@ -41,16 +42,19 @@ class ConnectionUrl:
     query: str = field(repr=False)  # raw: options may hold secrets too (e.g. a TLS key password)
 
     @property
+    def hostlist(self) -> str:
+        """``host[:port][,host[:port]...]``, as the URL lists them."""
+        return ",".join(host if port is None else f"{host}:{port}" for host, port in self.hosts)
+
+    @property
     def where(self) -> str:
-        hosts = ",".join(host if port is None else f"{host}:{port}" for host, port in self.hosts)
-        return f"{hosts}/{self.path}" if self.path else hosts
+        return f"{self.hostlist}/{self.path}" if self.path else self.hostlist
 
     def without_credentials(self) -> str:
         """The URL as given minus user and password (query kept): for clients that take them separately."""
-        hosts = ",".join(host if port is None else f"{host}:{port}" for host, port in self.hosts)
         path = f"/{self.path}" if self.path else ""
         query = f"?{self.query}" if self.query else ""
-        return f"{self.scheme}://{hosts}{path}{query}"
+        return f"{self.scheme}://{self.hostlist}{path}{query}"
 
 
 def split_url(
@@ -152,10 +156,13 @@ def nats_login(servers: Sequence[str]) -> NatsLogin:
 
 def shown(text: str) -> str:
     """A URL fit for a log line: scheme, hosts and path, without credentials or options; a malformed one
-    is not shown at all."""
+    is not shown at all. The scheme must be one by its grammar: what comes before the first ``://`` may be
+    part of a password (``dm:s3cr://etPW@host``)."""
     head = text.partition("://")[0]
+    if not _SCHEME.fullmatch(head):
+        return MALFORMED
     try:
         url = split_url(text, "the URL", (head.lower(),), "", several_hosts=True)
     except InvalidConfigError:
-        return "(a malformed URL)"
+        return MALFORMED
     return f"{url.scheme}://{url.where}"
