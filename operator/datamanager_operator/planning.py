@@ -243,12 +243,17 @@ class _Planner:
         if spec.suspend:
             self.update(last_schedule_time=iso(found.latest))  # slots while suspended are not missed
             return None
+        # a schedule counts from the spec that introduced it: the slots a changed spec finds passed (since the
+        # last slot of the old schedule, or since creation when it adds one) were never its to miss
+        changed = self.status.observed_generation not in (None, self.seen.generation)
         if (self.now - found.latest).total_seconds() > spec.starting_deadline_seconds:
-            self.missed(spec, found.passed)
+            if not changed:
+                self.missed(spec, found.passed)
             self.update(last_schedule_time=iso(found.latest))
             return None
-        if found.passed > 1:  # the slots before the latest never started: missed, and handled
-            self.missed(spec, found.passed - 1)
+        if found.passed > 1:  # the slots before the latest never started: missed (unless changed), handled
+            if not changed:
+                self.missed(spec, found.passed - 1)
             before = latest(spec.schedule, spec.time_zone, found.latest - timedelta(seconds=1))
             self.update(last_schedule_time=iso(before) if before else None)
         return found.latest
