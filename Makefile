@@ -4,9 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
+MODULES ?=
+# the pure modules under mutation testing and their coverage: the one list (tests/mutation/run.py reads it)
+MUTATION_CONFIG := tests/mutation/modules.toml
 
 .PHONY: help venv rig-build rig-up rig-down rig-status lint typecheck test test-unit test-integration \
-        test-e2e test-kind crds bench demo clean
+        test-e2e test-kind crds bench demo clean mutation coverage
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -53,6 +56,12 @@ test-e2e: venv rig-build  ## e2e tier on the rig's control plane and process nod
 
 test: venv rig-build lint typecheck  ## everything: lint, types, unit, integration, e2e (starts and stops the rig)
 	tests/rig/with-rig.sh $(BIN)/pytest tests $(PYTEST_ARGS)
+
+mutation: venv  ## mutation testing of the pure modules (not in `make test`: minutes); MODULES=planning,cron: a subset
+	$(PY) tests/mutation/run.py mutation --config $(MUTATION_CONFIG) --modules '$(MODULES)'
+
+coverage: venv  ## the lines of each pure module the unit tier alone runs (>= 95 % each); MODULES=... a subset
+	$(PY) tests/mutation/run.py coverage --config $(MUTATION_CONFIG) --modules '$(MODULES)'
 
 test-kind: venv  ## the e2e suite on a kind cluster (needs Docker and kind)
 	$(BIN)/pytest tests/kind $(PYTEST_ARGS)
