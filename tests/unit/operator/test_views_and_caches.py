@@ -7,15 +7,19 @@ import re
 from typing import Any
 
 import pytest
+from lightkube.models.batch_v1 import JobStatus
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.batch_v1 import Job
 
 from datamanager_operator.informer import Store
 from datamanager_operator.leases import lease_name
-from datamanager_operator.model import FINALIZER, Key, job_name, label_value
+from datamanager_operator.model import FINALIZER, Key, as_dict, job_name, label_value
 from datamanager_operator.settings import OperatorSettings
 from datamanager_operator.views import EPOCH, JobView, PodView, ResourceView
 from tests.unit.operator.observed import T0
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
@@ -227,6 +231,16 @@ def test_job_names_are_dns_labels_of_at_most_60_characters(name: str, run_id: st
     assert job_name(name, "0f1e2d3c-bbbb", run_id) != made, "the resource's uid keeps incarnations apart"
 
 
+def test_a_job_name_is_the_documented_resource_digest_and_run_id() -> None:
+    """docs/operator.md: ``<resource>-<uid digest>-<run id>``; workers key their MongoDB documents by it."""
+    uid = "0f1e2d3c-aaaa-bbbb-cccc-000000000001"  # sha256: d121aa3b...
+    assert job_name("majors", uid, "g1") == "majors-d121aa3b-g1"
+    assert job_name("eu.majors", uid, "m2") == "eu-majors-d121aa3b-m2"
+    cut = job_name("candles." + "x" * 80, uid, "s202611281215")
+    assert cut == "candles-" + "x" * 29 + "-d121aa3b-s202611281215"
+    assert len(cut) == 60, "a long name keeps as much of itself as fits"
+
+
 @pytest.mark.parametrize("name", ["a", "a" * 63, "a" * 64, "b." * 126 + "c", "x-" * 40])
 def test_label_values_fit(name: str) -> None:
     value = label_value(name)
@@ -235,12 +249,52 @@ def test_label_values_fit(name: str) -> None:
     assert (value == name) == (len(name) <= 63)
 
 
+def test_a_cut_label_value_keeps_54_characters_and_a_digest() -> None:
+    assert label_value("a" * 64) == "a" * 54 + "-ffe054fe"
+
+
 def test_lease_names_are_bounded_and_distinct() -> None:
     short = lease_name(Key("DataAudit", "team-a", "majors"))
     assert short == "dataaudit.team-a.majors"
     long = [lease_name(Key("AnalyticsJob", "n" * 63, f"{'x' * 240}{i}")) for i in range(3)]
     assert all(len(n) <= 253 for n in long)
     assert len(set(long)) == 3
+
+
+def test_a_lease_name_is_stable_across_operator_versions() -> None:
+    """Replicas of two versions during a rollout must name a resource's Lease alike, or both would act on it:
+    the whole name while it fits a DNS subdomain (253), else its first 242 characters and a 10-hex digest."""
+    fits = Key("DataAudit", "ns", "x" * (253 - len("dataaudit.ns.")))
+    assert lease_name(fits) == f"dataaudit.ns.{fits.name}"
+    over = Key("DataAudit", "ns", fits.name + "y")
+    assert lease_name(over) == f"dataaudit.ns.{fits.name}"[:242] + "-8230764f8f"
+    long = Key("AnalyticsJob", "n" * 63, "x" * 240)
+    assert lease_name(long) == f"analyticsjob.{'n' * 63}.{'x' * 240}"[:242] + "-4451c3dc6d"
+
+
+def test_a_lease_name_cut_at_a_dot_is_still_a_dns_subdomain() -> None:
+    prefix = "dataaudit.team-a."
+    for separator in ".-":
+        name = "a" * (241 - len(prefix)) + separator + "b" * 30  # the cut falls right after the separator
+        made = lease_name(Key("DataAudit", "team-a", name))
+        assert DNS_SUBDOMAIN.match(made), made
+        assert made.startswith(prefix + "a" * (241 - len(prefix)) + "-")
+
+
+def test_as_dict_gives_the_api_form_the_views_read() -> None:
+    job = Job(
+        metadata=ObjectMeta(name="j", namespace="ns", resourceVersion="7"),
+        status=JobStatus(succeeded=1, completionTime="2026-11-28T12:05:00Z"),  # type: ignore[arg-type]
+    )
+    body = as_dict(job)
+    assert body == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j", "namespace": "ns", "resourceVersion": "7"},
+        "status": {"completionTime": "2026-11-28T12:05:00Z", "succeeded": 1},
+    }
+    view = JobView.of(body)
+    assert (view.name, view.version, view.completion_time) == ("j", 7, "2026-11-28T12:05:00Z")
 
 
 # ---------------------------------------------------------------- settings
