@@ -205,3 +205,17 @@ def test_a_schedule_in_a_time_zone_runs_at_the_zones_wall_clock() -> None:
     assert [r.id for r in decided(observed(summer, status=status), july).claimed] == ["s202607011200"], (
         "the run id names the slot in UTC"
     )
+
+
+def test_slots_missed_behind_a_forbid_run_are_counted_once_while_the_latest_waits() -> None:
+    g1 = run()
+    status = scheduled(activeRuns=[g1.model_dump(by_alias=True)])
+    now = T0 + timedelta(hours=1, seconds=30)  # 12:15, 12:30, 12:45 passed; 13:00 is within its deadline
+    first = decided(observed(audit_spec(schedule=EVERY_15), status=status, jobs=[job_of(g1)]), now)
+    assert (first.claimed, first.status.missed_runs) == ([], 3)
+    assert first.status.last_schedule_time == "2026-11-28T12:45:00Z", "handled up to the one before 13:00"
+    again = decided(
+        observed(audit_spec(schedule=EVERY_15), status=first.status, jobs=[job_of(g1)]),
+        now + timedelta(seconds=10),
+    )
+    assert again.status.missed_runs == 3, "not counted again on the next look"

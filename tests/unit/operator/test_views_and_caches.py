@@ -4,6 +4,7 @@ and report deletions when a list replaces them."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +16,7 @@ from datamanager_operator.informer import Store
 from datamanager_operator.leases import lease_name
 from datamanager_operator.model import FINALIZER, Key, as_dict, job_name, label_value
 from datamanager_operator.settings import OperatorSettings
-from datamanager_operator.views import EPOCH, JobView, PodView, ResourceView
+from datamanager_operator.views import EPOCH, JobView, PodView, ResourceView, parse_time
 from tests.unit.operator.observed import T0
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -110,11 +111,87 @@ def test_a_job_view_of_an_older_or_foreign_job() -> None:
     )
 
 
+def test_views_of_objects_missing_every_field_hold_empty_values_never_none() -> None:
+    """What the decision compares is always a string, a number or a time: a field the API server (or an older
+    one) left out reads as empty, version 0 (older than anything stored), the epoch, generation 1."""
+    assert JobView.of({}) == JobView(
+        namespace="",
+        name="",
+        uid="",
+        version=0,
+        created=EPOCH,
+        owner=None,
+        resource_uid="",
+        run_id="",
+        run_uid="",
+        deleting=False,
+        finalized=False,
+        finished=False,
+        succeeded=False,
+        reason="",
+        message="",
+        completion_time=None,
+    )
+    assert PodView.of({}) == PodView(
+        namespace="",
+        name="",
+        uid="",
+        version=0,
+        created=EPOCH,
+        job_name="",
+        index=0,
+        phase="Pending",
+        waiting_reason="",
+        waiting_message="",
+        exit_code=None,
+        terminated_reason="",
+        summary="",
+        unschedulable=None,
+    )
+    assert ResourceView.of("AnalyticsJob", {}) == ResourceView(
+        kind="AnalyticsJob",
+        namespace="",
+        name="",
+        uid="",
+        version=0,
+        created=EPOCH,
+        resource_version="",
+        generation=1,
+        deleting=False,
+        run_now=None,
+        changed=None,
+        spec={},
+        status={},
+    )
+
+
+def test_times_are_read_as_utc() -> None:
+    assert parse_time("2026-11-28T12:00:00Z") == T0
+    assert parse_time("2026-11-28T13:00:00+01:00") == T0
+    assert parse_time("") is None
+    assert parse_time(None) is None
+
+
+def test_a_finished_job_without_reason_or_message_reads_as_empty() -> None:
+    body = job_body()
+    body["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    view = JobView.of(body)
+    assert (view.finished, view.succeeded, view.reason, view.message, view.completion_time) == (
+        True,
+        True,
+        "",
+        "",
+        None,
+    )
+
+
 def test_a_pod_view_reads_the_first_waiting_and_the_first_terminated_container() -> None:
     body = {
         "metadata": {
             "namespace": "ns",
             "name": "p",
+            "uid": "pu",
+            "resourceVersion": "8",
             "creationTimestamp": "2026-11-28T12:00:00Z",
             "labels": {"batch.kubernetes.io/job-name": "j"},
             "annotations": {"batch.kubernetes.io/job-completion-index": "3"},
@@ -131,13 +208,47 @@ def test_a_pod_view_reads_the_first_waiting_and_the_first_terminated_container()
             ],
         },
     }
-    view = PodView.of(body)
-    assert (view.job_name, view.index, view.phase) == ("j", 3, "Failed")
-    assert (view.waiting_reason, view.waiting_message) == ("ImagePullBackOff", "back-off")
-    assert (view.exit_code, view.terminated_reason, view.summary) == (3, "Error", "{}")
-    assert view.unschedulable == "0/1"
+    assert PodView.of(body) == PodView(
+        namespace="ns",
+        name="p",
+        uid="pu",
+        version=8,
+        job_name="j",
+        index=3,
+        created=T0,
+        phase="Failed",
+        waiting_reason="ImagePullBackOff",
+        waiting_message="back-off",
+        exit_code=3,
+        terminated_reason="Error",
+        summary="{}",
+        unschedulable="0/1",
+    )
     bare = PodView.of({"metadata": {"annotations": {"batch.kubernetes.io/job-completion-index": "x"}}})
     assert (bare.index, bare.phase, bare.exit_code, bare.unschedulable) == (0, "Pending", None, None)
+
+
+def test_a_pod_view_reads_the_first_container_that_waits_and_a_bare_termination_as_exit_0() -> None:
+    body = {
+        "status": {
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Ready", "status": "False", "reason": "Unschedulable"},
+            ],
+            "containerStatuses": [
+                {"state": {"running": {"startedAt": "2026-11-28T12:00:00Z"}}},  # a sidecar
+                {"state": {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}},
+                {"state": {"waiting": {"reason": "ContainerCreating"}}},
+                {"state": {"terminated": {"reason": "Completed"}}},  # exitCode left out: an int's zero
+            ],
+        }
+    }
+    view = PodView.of(body)
+    assert (view.waiting_reason, view.waiting_message) == ("ErrImagePull", "no such image")
+    assert (view.exit_code, view.terminated_reason, view.summary) == (0, "Completed", "")
+    assert view.unschedulable is None, "only PodScheduled's Unschedulable reason means it cannot be placed"
+    unschedulable = {"status": {"conditions": [{"type": "PodScheduled", "reason": "Unschedulable"}]}}
+    assert PodView.of(unschedulable).unschedulable == "", "without a message it still cannot be placed"
 
 
 def test_a_resource_view_drops_managed_fields_and_keeps_when_a_user_last_changed_it() -> None:
@@ -149,6 +260,7 @@ def test_a_resource_view_drops_managed_fields_and_keeps_when_a_user_last_changed
             "resourceVersion": "7",
             "generation": 3,
             "creationTimestamp": "2026-11-28T11:00:00Z",
+            "deletionTimestamp": "2026-11-28T12:00:00Z",
             "annotations": {"datamanager.petrosa.io/run-now": "t"},
             "managedFields": [
                 {"manager": "kubectl", "time": "2026-11-28T11:30:00Z"},
@@ -161,10 +273,21 @@ def test_a_resource_view_drops_managed_fields_and_keeps_when_a_user_last_changed
     }
     view = ResourceView.of("DataAudit", body)
     assert view.key == Key("DataAudit", "ns", "r")
-    assert (view.version, view.resource_version, view.generation, view.run_now) == (7, "7", 3, "t")
-    assert view.changed is not None
-    assert view.changed.isoformat() == "2026-11-28T11:40:00+00:00"
-    assert (view.spec, view.status) == ({"a": 1}, {"b": 2})
+    assert view == ResourceView(
+        kind="DataAudit",
+        namespace="ns",
+        name="r",
+        uid="u",
+        version=7,
+        resource_version="7",
+        generation=3,
+        created=T0 - timedelta(hours=1),
+        deleting=True,
+        run_now="t",
+        changed=T0 - timedelta(minutes=20),  # kubectl-annotate; the operator's status write does not count
+        spec={"a": 1},
+        status={"b": 2},
+    )
     assert "managedFields" not in str(view)
 
 
