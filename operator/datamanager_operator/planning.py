@@ -223,7 +223,7 @@ class _Planner:
             for run in list(active):
                 self.end(run, Outcome(False, "Replaced", f"replaced by a new run ({due[0].kind})"))
                 self.decision.delete.append(run.job_name)  # may not be in the cache yet: by name
-        self.start(spec, due)
+        self.start(due)
 
     def ignore(self, token: str, why: str) -> None:
         self.update(handled_trigger=token)
@@ -270,7 +270,7 @@ class _Planner:
             )
         )
 
-    def start(self, spec: RunSpecBase, due: list[Trigger]) -> None:
+    def start(self, due: list[Trigger]) -> None:
         """Claims one run for every trigger due: its id, number, uid and Job name go into status first."""
         seen, status = self.seen, self.status
         number = (
@@ -303,10 +303,6 @@ class _Planner:
             fields["handled_trigger"] = seen.run_now
         if slot is not None:
             fields["last_schedule_time"] = iso(slot)
-        elif spec.schedule and status.observed_generation != seen.generation:
-            # the schedule applies from this spec on: earlier slots were never this spec's to miss
-            before = latest(spec.schedule, spec.time_zone, self.now)
-            fields["last_schedule_time"] = iso(before) if before else status.last_schedule_time
         self.update(**fields)
         if seen.image_problem:
             self.end(run, Outcome(False, "ImageNotAllowed", seen.image_problem))

@@ -219,3 +219,12 @@ def test_slots_missed_behind_a_forbid_run_are_counted_once_while_the_latest_wait
         now + timedelta(seconds=10),
     )
     assert again.status.missed_runs == 3, "not counted again on the next look"
+
+
+def test_a_new_scheduled_resource_has_handled_no_slot_before_its_first() -> None:
+    decision = decided(
+        observed(audit_spec(schedule=EVERY_15), created=T0 + timedelta(minutes=7)), T0 + timedelta(minutes=8)
+    )
+    assert [r.id for r in decision.claimed] == ["g1"]
+    assert decision.status.last_schedule_time is None, "like a CronJob's, until a slot is handled"
+    assert decision.status.next_run_time == "2026-11-28T12:15:00Z"
