@@ -65,7 +65,7 @@ class JobView:
     @classmethod
     def of(cls, body: Body) -> JobView:
         meta = body.get("metadata") or {}
-        labels = meta.get("labels") or {}
+        namespace, labels = meta.get("namespace", ""), meta.get("labels") or {}
         finished, succeeded, reason, message, changed = False, False, "", "", None
         for condition in (body.get("status") or {}).get("conditions") or []:
             if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
@@ -75,11 +75,11 @@ class JobView:
                 changed = condition.get("lastTransitionTime")
                 break
         return cls(
-            namespace=meta.get("namespace", ""),
+            namespace=namespace,
             name=meta.get("name", ""),
             uid=meta.get("uid", ""),
             version=version_of(meta),
-            owner=_owner(meta.get("namespace", ""), labels, meta.get("annotations") or {}),
+            owner=_owner(namespace, labels, meta.get("annotations") or {}),
             resource_uid=labels.get(LABEL_RESOURCE_UID, ""),
             run_id=labels.get(LABEL_RUN_ID, ""),
             run_uid=(meta.get("annotations") or {}).get(ANNOTATION_RUN_UID, ""),
