@@ -482,3 +482,15 @@ def test_a_job_being_deleted_takes_no_place_in_the_history() -> None:
     spec = audit_spec(successfulRunsHistoryLimit=1)
     decision = decided(observed(spec, status=status, jobs=jobs))
     assert decision.delete == [], "the older Job is the one history keeps"
+
+
+def test_forbid_confirms_every_job_it_acts_on_when_one_run_is_stuck_and_another_waits() -> None:
+    """Two runs active (started under Allow, then the policy became Forbid): one's pod cannot pull its image,
+    the other runs. Both Jobs are read live before the stuck run is failed and the trigger waits."""
+    g1, m2 = run(), run("m2", 2, trigger="Manual")
+    pods = [pod(g1.job_name, phase="Pending", waiting="ImagePullBackOff"), pod(m2.job_name, phase="Running")]
+    seen = observed(status=active(g1, m2), jobs=[job_of(g1), job_of(m2)], pods=pods, run_now="again")
+    decision = decided(seen, T0 + timedelta(seconds=121))
+    assert [(r.id, o.reason) for r, o in decision.ended] == [("g1", "ImagePullBackOff")]
+    assert decision.claimed == []
+    assert sorted(decision.confirm) == sorted([g1.job_name, m2.job_name])

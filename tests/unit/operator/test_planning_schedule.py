@@ -91,6 +91,13 @@ def test_after_a_gap_the_latest_slot_runs_and_the_earlier_ones_are_missed() -> N
     assert decision.status.last_schedule_time == "2026-11-28T13:00:00Z"
 
 
+def test_after_two_slots_the_first_is_missed_and_the_second_runs() -> None:
+    now = T0 + timedelta(minutes=30, seconds=5)
+    decision = decided(observed(audit_spec(schedule=EVERY_15), status=scheduled()), now)
+    assert [r.id for r in decision.claimed] == ["s202611281230"]
+    assert decision.status.missed_runs == 1
+
+
 def test_after_a_gap_longer_than_the_deadline_every_slot_is_missed_and_none_replayed() -> None:
     now = T0 + timedelta(hours=1, minutes=10)  # 13:00 passed 600 s ago, past the default 300 s
     decision = decided(observed(audit_spec(schedule=EVERY_15), status=scheduled()), now)

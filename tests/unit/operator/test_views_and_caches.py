@@ -228,6 +228,21 @@ def test_a_pod_view_reads_the_first_waiting_and_the_first_terminated_container()
     assert (bare.index, bare.phase, bare.exit_code, bare.unschedulable) == (0, "Pending", None, None)
 
 
+def test_a_wait_without_a_reason_does_not_hide_the_next_containers_reason() -> None:
+    body = {
+        "status": {
+            "containerStatuses": [
+                {"state": {"waiting": {"message": "no reason given"}}},
+                {"state": {"waiting": {"reason": "CreateContainerConfigError"}}},
+                {"state": {"terminated": {"exitCode": 137}}},
+            ]
+        }
+    }
+    view = PodView.of(body)
+    assert (view.waiting_reason, view.waiting_message) == ("CreateContainerConfigError", "")
+    assert (view.exit_code, view.terminated_reason) == (137, "")
+
+
 def test_a_pod_view_reads_the_first_container_that_waits_and_a_bare_termination_as_exit_0() -> None:
     body = {
         "status": {
@@ -315,6 +330,20 @@ def test_the_store_keeps_the_newest_version_and_indexes_it() -> None:
     assert len(store) == 0
 
 
+def test_the_store_iterates_over_a_snapshot_and_indexes_several_objects_per_value() -> None:
+    store: Store[JobView] = Store(lambda j: str(j.owner))
+    for view in (job("a", 1), job("b", 1), job("c", 1, owner="s")):
+        store.apply(view)
+    for view in store:  # a watch event may change the store while the controller walks it
+        if view.name == "a":
+            store.remove(view.namespace, view.name)
+    assert sorted(v.name for v in store) == ["b", "c"]
+    assert store.indexed("DataAudit/ns/r") == [job("b", 1)], "the other object of the same value stays"
+    store.remove("ns", "b")
+    assert store.indexed("DataAudit/ns/r") == []
+    assert store.indexed("DataAudit/ns/s") == [job("c", 1, owner="s")]
+
+
 def test_a_list_replaces_the_store_and_reports_what_was_deleted_in_a_gap() -> None:
     store: Store[JobView] = Store(lambda j: str(j.owner))
     for view in (job("gone", 1), job("kept", 1), job("newer", 9), job("other-ns", 1, namespace="elsewhere")):
@@ -362,6 +391,8 @@ def test_a_job_name_is_the_documented_resource_digest_and_run_id() -> None:
     cut = job_name("candles." + "x" * 80, uid, "s202611281215")
     assert cut == "candles-" + "x" * 29 + "-d121aa3b-s202611281215"
     assert len(cut) == 60, "a long name keeps as much of itself as fits"
+    at_a_dot = job_name("a" * 47 + ".eu-west-1", uid, "g1")  # the cut falls right after the dot
+    assert at_a_dot == "a" * 47 + "-d121aa3b-g1", "the three parts stay apart by one dash"
 
 
 @pytest.mark.parametrize("name", ["a", "a" * 63, "a" * 64, "b." * 126 + "c", "x-" * 40])
@@ -440,5 +471,8 @@ def test_the_image_allow_list(image: str | None, allowed: tuple[str, ...], ok: b
     problem = OperatorSettings(allowed_images=allowed).image_problem(image)
     assert (problem is None) == ok
     if problem:
-        assert repr(image) in problem
-        assert "ghcr.io/petrosa/datamanager:latest" in problem
+        assert problem == (
+            f"spec.job.image {image!r} is not allowed: the operator runs only "
+            f"{', '.join(['ghcr.io/petrosa/datamanager:latest', *allowed])}; "
+            "remove spec.job.image, or have the operator's --allowed-images include it"
+        )
