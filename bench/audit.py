@@ -47,7 +47,10 @@ def defects(rows: int) -> candles.Defects:
 
     return candles.Defects(
         gaps=((0, 10), (at(0.002), 1), (at(0.1), 30), (at(0.4), 1440), (at(0.75), 5), (at(0.9), 2)),
-        invalid=tuple((at(0.05 + 0.04 * i), kind) for i, kind in enumerate(candles.INVALID_KINDS * 3)),
+        invalid=tuple(
+            (at(0.05 + 0.9 * i / (3 * len(candles.INVALID_KINDS))), kind)
+            for i, kind in enumerate(candles.INVALID_KINDS * 3)
+        ),
         spikes=(at(0.2), at(0.55), at(0.62), at(0.81), at(0.97)),
         quiet=tuple(range(at(0.3), at(0.3) + 120)),
         stale=15,

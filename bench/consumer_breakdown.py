@@ -35,7 +35,7 @@ import nats
 import uvloop
 from nats.aio.msg import Msg
 
-# Last on the path, not first: bench/operator.py must not shadow the standard library's operator.
+# Last on the path, not first: no file of bench/ may shadow a standard library module.
 sys.path.append(str(Path(__file__).resolve().parent))
 from consumer import message_mix, nats_server  # the end-to-end benchmark's mix and server
 

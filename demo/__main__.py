@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -100,9 +101,28 @@ def seed(env: dict[str, str]) -> str:
     return urlunsplit(server._replace(path="/binance"))
 
 
+def image_values(env: dict[str, str]) -> list[str]:
+    """The image `make image` built, where the rig's node runs pods as containers (what you would deploy);
+    the process node runs the same code from the virtual environment and ignores images."""
+    image = env.get("RIG_IMAGE")
+    if not image:
+        reason = shlex.split(env.get("RIG_NODE_RUNTIME_REASON", "no image"))[0]
+        say(f"Pods run as local processes, not containers: {reason}")
+        return []
+    say(f"Pods run as containers of {image}, confined by the chart's security context")
+    repository, _, tag = image.rpartition(":")
+    return ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}"]
+
+
 def install(env: dict[str, str], dsn: str) -> None:
+    image = image_values(env)
     say(f"Installing the Helm chart into {SYSTEM} (operator and consumer, 2 replicas each)")
     sh("kubectl", "apply", "--server-side", "-f", str(REPO / "crds"), env=env, capture=True)
+    # the operator manages the namespaces it is given (a Role in each), so that one exists first
+    manifest = sh(
+        "kubectl", "create", "namespace", NAMESPACE, "--dry-run=client", "-o", "yaml", env=env, capture=True
+    )
+    subprocess.run(["kubectl", "apply", "-f", "-"], input=manifest, env=env, text=True, capture_output=True)
     sh(
         "helm",
         "upgrade",
@@ -119,14 +139,13 @@ def install(env: dict[str, str], dsn: str) -> None:
         f"consumer.nats.url={env['RIG_NATS_URL']}",
         "--set",
         "consumer.summaryIntervalSeconds=15",
+        "--set",
+        f"rbac.watchNamespaces={{{NAMESPACE}}}",
+        *image,
         env=env,
         capture=True,
     )
-    say(f"Creating namespace {NAMESPACE} and the Secrets the workers read")
-    manifest = sh(
-        "kubectl", "create", "namespace", NAMESPACE, "--dry-run=client", "-o", "yaml", env=env, capture=True
-    )
-    subprocess.run(["kubectl", "apply", "-f", "-"], input=manifest, env=env, text=True, capture_output=True)
+    say(f"Creating the Secrets the workers read in {NAMESPACE}")
     for name, key, value in (
         ("extractor-mysql", "dsn", dsn),
         ("datamanager-mongodb", "uri", env["RIG_MONGODB_URI"]),

@@ -11,7 +11,7 @@ import os
 import shlex
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -20,8 +20,9 @@ import pytest
 from lightkube import Client, KubeConfig
 from lightkube.core.exceptions import ApiError
 from lightkube.models.authentication_v1 import TokenRequestSpec
+from lightkube.models.core_v1 import ContainerState
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace, ServiceAccount
+from lightkube.resources.core_v1 import Event, Namespace, Pod, ServiceAccount
 from pymongo import AsyncMongoClient
 
 from tests.fixtures.mysql import connect
@@ -32,11 +33,68 @@ REPO = Path(__file__).resolve().parents[1]
 TIERS = ("unit", "integration", "e2e", "kind")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "pod_security(level): the Pod Security level the test's namespace enforces instead of restricted"
+        " (for tests of what the node itself refuses)",
+    )
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).relative_to(REPO / "tests").parts
         if parts and parts[0] in TIERS:
             item.add_marker(getattr(pytest.mark, parts[0]))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """A failed test that had a namespace gets what the cluster and the node saw there in its report.
+
+    A timeout on the rig is otherwise a bare "timed out waiting for ...", and the rig (with its logs) is gone
+    by the time anyone reads a CI run's output.
+    """
+    report: pytest.TestReport = yield
+    funcargs = getattr(item, "funcargs", {})
+    if report.failed and call.when == "call" and "namespace" in funcargs and "kube" in funcargs:
+        report.sections.append(("rig state", _rig_state(funcargs["kube"], funcargs["namespace"])))
+    return report
+
+
+def _rig_state(kube: Client, namespace: str) -> str:
+    lines = [f"pods in {namespace}:"]
+    try:
+        for pod in kube.list(Pod, namespace=namespace):
+            status = pod.status
+            states = (
+                [f"{c.name}={_state_of(c.state)}" for c in (status.containerStatuses or [])] if status else []
+            )
+            phase = status.phase if status else None
+            name, node = pod.metadata and pod.metadata.name, pod.spec and pod.spec.nodeName
+            lines.append(f"  {name} phase={phase} node={node} {' '.join(states)}")
+        lines.append("events:")
+        for event in list(kube.list(Event, namespace=namespace))[-20:]:
+            lines.append(f"  {event.involvedObject.name} {event.reason}: {event.message}")
+    except ApiError as exc:
+        lines.append(f"  (the API server answered {exc.status.code}: {exc.status.message})")
+    node_log = Path(os.environ.get("RIG_STATE_DIR", "/nonexistent")) / "logs" / "procnode.log"
+    if node_log.exists():
+        log_lines = node_log.read_text(errors="replace").splitlines()
+        lines += ["process node log (last 30 lines):", *log_lines[-30:]]
+    return "\n".join(lines)
+
+
+def _state_of(state: ContainerState | None) -> str:
+    if state is None:
+        return "unknown"
+    if state.terminated:
+        return f"terminated({state.terminated.reason}, exit {state.terminated.exitCode})"
+    if state.waiting:
+        return f"waiting({state.waiting.reason}: {state.waiting.message})"
+    return "running" if state.running else "unknown"
 
 
 def _read_env_file(path: Path) -> dict[str, str]:
@@ -128,11 +186,34 @@ def kube(kubeconfig_path: Path) -> Iterator[Client]:
     client.close()
 
 
+# Pod Security "restricted", enforced: every pod of the tests (operator, consumer, workers) must be admitted
+# under it, as in a hardened cluster.
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+# What a pod of the tests' own needs to be admitted there (the process node ignores it).
+RESTRICTED_POD_SECURITY = {
+    "securityContext": {
+        "runAsNonRoot": True,
+        "runAsUser": 65532,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+}
+RESTRICTED_CONTAINER_SECURITY = {
+    "securityContext": {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+}
+
+
 @pytest.fixture
-def namespace(kube: Client) -> Iterator[str]:
-    """A fresh namespace per test, deleted afterwards (its pods are stopped by the process node)."""
+def namespace(kube: Client, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh namespace per test, Pod Security ``restricted`` enforced (another level with the test's
+    ``pod_security`` marker), deleted afterwards (its pods are stopped by the process node)."""
     name = f"t-{uuid.uuid4().hex[:10]}"
-    kube.create(Namespace(metadata=ObjectMeta(name=name, labels={"datamanager.io/test": "true"})))
+    marker = request.node.get_closest_marker("pod_security")
+    level = {"pod-security.kubernetes.io/enforce": marker.args[0]} if marker else {}
+    labels = {"datamanager.io/test": "true", **RESTRICTED, **level}
+    kube.create(Namespace(metadata=ObjectMeta(name=name, labels=labels)))
     wait_for(lambda: _has_default_service_account(kube, name), timeout=30, what="default ServiceAccount")
     yield name
     kube.delete(Namespace, name)

@@ -29,6 +29,33 @@ class FamilyWindows(ApiModel):
     correlation: int = Field(default=100, ge=3, le=100000)
 
 
+class RegimeThresholds(ApiModel):
+    """When each regime label applies. Volatility is judged against the symbol's own volatility over the
+    look-back, so a symbol that always runs at 90 % a year is not always "volatile"."""
+
+    volatile_ratio: float = Field(
+        default=1.5,
+        gt=1,
+        le=100,
+        description="volatile: volatility at least this many times the symbol's over the look-back.",
+    )
+    quiet_ratio: float = Field(
+        default=0.5,
+        gt=0,
+        lt=1,
+        description="quiet (with quietVolume): volatility at most this share of the symbol's.",
+    )
+    volume_surge: float = Field(
+        default=3.0, gt=1, le=1000, description="volume_surge: relative volume at least this."
+    )
+    quiet_volume: float = Field(
+        default=0.75, gt=0, lt=1, description="quiet (with quietRatio): relative volume at most this."
+    )
+    trending_adx: float = Field(
+        default=25.0, gt=0, lt=100, description="trending_up / trending_down: ADX at least this."
+    )
+
+
 class AnalyticsJobSpec(RunSpecBase):
     """What to analyse (symbols x intervals over a window), which metric families, and when to run."""
 
@@ -38,6 +65,7 @@ class AnalyticsJobSpec(RunSpecBase):
         description="Metric families (all by default).",
     )
     windows: FamilyWindows = Field(default_factory=FamilyWindows)
+    regime: RegimeThresholds = Field(default_factory=RegimeThresholds)
 
 
 class AnalyticsJob(ApiModel):

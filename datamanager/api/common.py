@@ -7,7 +7,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 GROUP = "datamanager.petrosa.io"
@@ -46,6 +46,24 @@ class Interval(StrEnum):
     def table_suffix(self) -> str:
         """The extractor flips the interval: ``5m`` -> ``m5``, ``1d`` -> ``d1``."""
         return self.value[-1] + self.value[:-1]
+
+
+# A candle counts as expected once it has been closed this long (the extractor writes it shortly after it
+# closes; the old auditor's tolerance was the same 60 s).
+CANDLE_GRACE = timedelta(seconds=60)
+
+
+def minimum_window(interval: Interval) -> timedelta:
+    """The shortest window that holds a closed candle whatever the time of day: twice the interval plus the
+    grace. A window ending at ``now`` expects the candles opened in ``[now - window, now - interval -
+    grace]``, a span of ``window - interval - grace``, which contains a grid point at every moment only when
+    it is at least one interval long."""
+    return 2 * interval.delta + CANDLE_GRACE
+
+
+def describe_minimum_window(interval: Interval) -> str:
+    """``2881m`` for 1d: the minimum in whole minutes, the unit every minimum is expressible in."""
+    return f"{minimum_window(interval) // timedelta(minutes=1)}m"
 
 
 DURATION_PATTERN = r"^[1-9][0-9]*(m|h|d|w)$"
@@ -170,10 +188,8 @@ class ScheduleSpec(ApiModel):
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
         if value is not None:
-            from datamanager.cron import check
+            from datamanager.cron import check  # the same rules, in the same words, as the CRD's
 
-            if not value.startswith("@") and len(value.split()) != 5:
-                raise ValueError(f"{value!r} is not a 5-field cron expression such as '*/15 * * * *'")
             check(value)
         return value
 
@@ -208,4 +224,18 @@ class RunSpecBase(ScheduleSpec):
     def _unique(cls, value: list[Any]) -> list[Any]:
         if len(set(value)) != len(value):
             raise ValueError("entries must be unique")
+        return value
+
+    @field_validator("window")
+    @classmethod
+    def _holds_a_closed_candle(cls, value: str, info: ValidationInfo) -> str:
+        intervals: list[Interval] = info.data.get("intervals") or []
+        if intervals:
+            longest = max(intervals, key=lambda interval: interval.seconds)
+            if parse_duration(value) < minimum_window(longest):
+                raise ValueError(
+                    f"window {value} is too short for interval {longest.value}: it must be at least "
+                    f"{describe_minimum_window(longest)} (twice the interval plus the 60 s grace), so that "
+                    "it always holds a closed candle"
+                )
         return value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from string import Formatter
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -18,8 +19,31 @@ from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
 from datamanager.api.analyticsjob import AnalyticsJobSpec
-from datamanager.api.common import _DURATION_UNITS, GROUP, VERSION, Interval
+from datamanager.api.common import (
+    _DURATION_UNITS,
+    CANDLE_GRACE,
+    GROUP,
+    VERSION,
+    Interval,
+    describe_minimum_window,
+)
 from datamanager.api.dataaudit import DataAuditSpec
+from datamanager.api.schedule import (
+    ASCENDING,
+    DESCRIBED,
+    DOM,
+    FIELD_ASCENDING,
+    FIELD_GRAMMARS,
+    FIELD_MESSAGE,
+    FIELDS,
+    GRAMMAR,
+    MONTH,
+    NEVER,
+    NEVER_MESSAGE,
+    RANGE_MESSAGE,
+    SHAPE_MESSAGE,
+    TOKEN,
+)
 from datamanager.api.status import ResourceStatus
 
 Schema = dict[str, Any]
@@ -95,9 +119,89 @@ _WINDOW_SECONDS = (
     "int(self.window.substring(0, size(self.window) - 1))"
     f" * {_UNIT_SECONDS}[self.window.substring(size(self.window) - 1)]"
 )
-# One cron field: *, numbers, names, ranges, steps and lists (what croniter accepts for 5-field expressions).
-_CRON_FIELD = r"(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?(,(\*|[0-9A-Za-z]+(-[0-9A-Za-z]+)?)(/[0-9]+)?)*"
-_CRON = rf"^{_CRON_FIELD}( +{_CRON_FIELD}){{4}}$|^@(yearly|annually|monthly|weekly|daily|midnight|hourly)$"
+
+_GRACE = int(CANDLE_GRACE.total_seconds())
+_MINIMUMS = ", ".join(f"{describe_minimum_window(i)} for {i.value}" for i in Interval)
+# The same message naming the longest interval and its minimum: membership tests from the longest interval
+# down (a nested map/filter over the list costs the API server's estimate over its CEL budget).
+_LONGEST_MINIMUM = (
+    "".join(
+        f"'{i.value}' in self.intervals ? '{i.value}: it must be at least {describe_minimum_window(i)}' : "
+        for i in sorted(Interval, key=lambda interval: -interval.seconds)
+    )
+    + "''"
+)
+_WINDOW_MESSAGE = (
+    f"'window ' + self.window + ' is too short for interval ' + ({_LONGEST_MINIMUM})"
+    " + ' (twice the interval plus the 60 s grace), so that it always holds a closed candle'"
+)
+
+
+# ---------------------------------------------------------------- schedule rules
+# datamanager.api.schedule's three rules, in its order and words: each fires only when the ones before it
+# pass, so a rejected schedule gets exactly one message, the model's.
+_TOKENS = f"self.findAll('{TOKEN}')"
+
+
+def _shown(index: int) -> str:
+    """Token ``index`` as datamanager.api.schedule.shown quotes it."""
+    return f"{_TOKENS}[{index}].replace('\\n', '\\\\n')"
+
+
+def _cel_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _cel_format(template: str, **values: str) -> str:
+    """A message template of datamanager.api.schedule as a CEL string expression of ``values``."""
+    parts: list[str] = []
+    for literal, name, _, _ in Formatter().parse(template):
+        if literal:
+            parts.append(_cel_string(literal))
+        if name is not None:
+            parts.append(values[name])
+    return " + ".join(parts)
+
+
+def _first_field(patterns: tuple[str, ...], message: str, otherwise: str) -> str:
+    """``message`` for the first token that does not match its field's pattern, else ``otherwise``."""
+    expression = otherwise
+    for index in reversed(range(len(FIELDS))):
+        named = _cel_format(
+            message,
+            field=_cel_string(FIELDS[index].name),
+            token=_shown(index),
+            values=_cel_string(DESCRIBED[index]),
+        )
+        expression = f"!{_TOKENS}[{index}].matches(r'{patterns[index]}') ? {named} : {expression}"
+    return expression
+
+
+def _schedule_rules() -> list[Schema]:
+    shape = _cel_string(SHAPE_MESSAGE)
+    grammar, ascending, never = (f"self.matches(r'{p}')" for p in (GRAMMAR, ASCENDING, NEVER))
+    range_fallback = _cel_string(RANGE_MESSAGE.format(field="a field", token="a-b"))  # as problem()
+    return [
+        {
+            "rule": grammar,
+            "message": SHAPE_MESSAGE,
+            "messageExpression": f"size({_TOKENS}) != {len(FIELDS)} ? {shape}"
+            f" : {_first_field(FIELD_GRAMMARS, FIELD_MESSAGE, shape)}",
+            "reason": "FieldValueInvalid",
+        },
+        {
+            "rule": f"!{grammar} || {ascending}",
+            "message": RANGE_MESSAGE.format(field="a field", token="a-b"),
+            "messageExpression": _first_field(FIELD_ASCENDING, RANGE_MESSAGE, range_fallback),
+            "reason": "FieldValueInvalid",
+        },
+        {
+            "rule": f"!{ascending} || !{never}",
+            "message": NEVER_MESSAGE.format(days="the day of month", months="the month"),
+            "messageExpression": _cel_format(NEVER_MESSAGE, days=_shown(DOM), months=_shown(MONTH)),
+            "reason": "FieldValueInvalid",
+        },
+    ]
 
 
 def _zones_rule() -> Schema:
@@ -113,8 +217,10 @@ def _zones_rule() -> Schema:
 def _spec_rules() -> list[Schema]:
     return [
         {
-            "rule": f"self.intervals.all(i, {_WINDOW_SECONDS} > {_INTERVAL_SECONDS}[i])",
-            "message": "window must be longer than every interval (e.g. window 24h with interval 1h)",
+            "rule": f"self.intervals.all(i, {_WINDOW_SECONDS} >= 2 * {_INTERVAL_SECONDS}[i] + {_GRACE})",
+            "message": "window must be at least twice the longest interval plus one minute, so that it always"
+            f" holds a closed candle: {_MINIMUMS}",
+            "messageExpression": _WINDOW_MESSAGE,
             "fieldPath": ".window",
             "reason": "FieldValueInvalid",
         },
@@ -130,17 +236,12 @@ def _spec_rules() -> list[Schema]:
 
 def _decorate_spec(spec: Schema, extra_rules: list[Schema]) -> Schema:
     props = spec["properties"]
-    props["schedule"]["x-kubernetes-validations"] = [
-        {
-            "rule": f"self.matches(r'{_CRON}')",
-            "message": "schedule must be a cron expression with 5 fields, e.g. '*/15 * * * *',"
-            " or @hourly/@daily",
-            "reason": "FieldValueInvalid",
-        }
-    ]
+    props["schedule"]["x-kubernetes-validations"] = _schedule_rules()
     props["schedule"]["description"] = (
-        "Cron expression with 5 fields (minute hour day-of-month month day-of-week) or @hourly/@daily/...; "
-        "without it the resource runs when created, changed or triggered."
+        "Cron expression read in timeZone: 5 fields (minute 0-59, hour 0-23, day of month 1-31, month 1-12 "
+        "or jan-dec, day of week 0-7 or sun-sat), each * or a list of values, ascending ranges a-b and steps "
+        "*/n, a-b/n, a/n (n 1-99); or @yearly, @monthly, @weekly, @daily, @hourly. Without it the resource "
+        "runs when created, changed or triggered."
     )
     props["timeZone"]["x-kubernetes-validations"] = [_zones_rule()]
     for name in ("symbols", "intervals"):
@@ -202,8 +303,15 @@ def crd(kind: str, plural: str, short_names: list[str], spec: Schema, health_col
         "metadata": {
             "name": f"{plural}.{GROUP}",
             "labels": {"app.kubernetes.io/name": "datamanager", "app.kubernetes.io/part-of": "datamanager"},
-            # ArgoCD applies the CRDs before anything that uses them
-            "annotations": {"argocd.argoproj.io/sync-wave": "-1"},
+            "annotations": {
+                # ArgoCD applies the CRDs before anything that uses them
+                "argocd.argoproj.io/sync-wave": "-1",
+                # Deleting a CRD deletes every DataAudit and AnalyticsJob with it: neither Helm (uninstall)
+                # nor ArgoCD (prune, or deleting the Application) ever does that; removing them is a
+                # deliberate `kubectl delete crd`.
+                "helm.sh/resource-policy": "keep",
+                "argocd.argoproj.io/sync-options": "Prune=false,Delete=false",
+            },
         },
         "spec": {
             "group": GROUP,

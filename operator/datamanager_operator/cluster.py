@@ -13,6 +13,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
 
@@ -64,11 +65,16 @@ class UnavailableError(ClusterError):
     """Throttled, failing or unreachable after the retries: try again later."""
 
 
+class LateError(UnavailableError):
+    """Not sent: its deadline had passed."""
+
+
 class Cluster(Protocol):
+    async def pace(self, requests: int) -> None: ...
     async def get_resource(self, key: Key) -> Body | None: ...
     async def patch_status(self, key: Key, status: Body, resource_version: str) -> Body: ...
     async def get_job(self, namespace: str, name: str) -> Body | None: ...
-    async def create_job(self, manifest: Body) -> Body: ...
+    async def create_job(self, manifest: Body, deadline: float) -> Body: ...
     async def release_job(self, namespace: str, name: str) -> None: ...
     async def delete_job(self, namespace: str, name: str) -> None: ...
     async def list_pods(self, namespace: str, job_name: str) -> list[Body]: ...
@@ -87,13 +93,17 @@ class TokenBucket:
         self.rate, self.burst, self.clock = rate, burst, clock
         self.tokens, self.stamp = float(burst), clock()
 
-    def delay(self) -> float:
-        """Takes a token; returns how long to wait before using it."""
+    def delay(self, tokens: int = 1) -> float:
+        """Takes ``tokens``; returns how long to wait before using them."""
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
-        self.tokens -= 1
+        self.tokens -= tokens
         return 0.0 if self.tokens >= 0 else -self.tokens / self.rate
+
+
+# requests the current task has already waited for (``pace``): they go out without waiting again
+_PREPAID: ContextVar[int] = ContextVar("prepaid", default=0)
 
 
 def classify(exc: Exception) -> ClusterError:
@@ -127,11 +137,15 @@ class LiveCluster:
         self.bucket = TokenBucket(qps, burst)
         self.instance = instance
 
-    async def _call(self, verb: str, request: Callable[[], Awaitable[T]]) -> T:
+    async def _call(self, verb: str, request: Callable[[], Awaitable[T]], deadline: float | None = None) -> T:
         for attempt in range(RETRIES + 1):
-            wait = self.bucket.delay()
-            if wait:
+            prepaid = _PREPAID.get()
+            if prepaid and not attempt:
+                _PREPAID.set(prepaid - 1)
+            elif wait := self.bucket.delay():
                 await asyncio.sleep(wait)
+            if deadline is not None and time.monotonic() > deadline:
+                raise LateError(f"{verb} not sent: its deadline passed")
             try:
                 result = await request()
                 metrics.API_REQUESTS.labels(verb, "ok").inc()
@@ -144,6 +158,13 @@ class LiveCluster:
                 pause = _retry_after(exc) or min(0.2 * 2**attempt, 5.0) * random.uniform(0.5, 1.5)
                 await asyncio.sleep(pause)
         raise AssertionError("unreachable")
+
+    async def pace(self, requests: int) -> None:
+        """Waits now for the rate limit of this task's next ``requests`` requests, which then go out at once:
+        for a sequence that must not be delayed between its steps (reads, then a create before a deadline)."""
+        if wait := self.bucket.delay(requests):
+            await asyncio.sleep(wait)
+        _PREPAID.set(_PREPAID.get() + requests)
 
     async def _maybe(self, verb: str, request: Callable[[], Awaitable[T]]) -> T | None:
         try:
@@ -175,9 +196,10 @@ class LiveCluster:
         found = await self._maybe("get", lambda: self.client.get(Job, name, namespace=namespace))
         return as_dict(found) if found is not None else None
 
-    async def create_job(self, manifest: Body) -> Body:
+    async def create_job(self, manifest: Body, deadline: float) -> Body:
+        """Creates a Job, never sending the request (or a retry) after ``deadline`` (``time.monotonic``)."""
         job = cast(Job, Job.from_dict(manifest))
-        return as_dict(await self._call("create", lambda: self.client.create(job)))
+        return as_dict(await self._call("create", lambda: self.client.create(job), deadline))
 
     async def release_job(self, namespace: str, name: str) -> None:
         # a strategic merge patch removes the one entry, whatever else is in the list, without a read

@@ -2,9 +2,10 @@
 
 Startup order: the HTTP endpoints (``/readyz`` says not ready), then every informer lists its kind and the
 replica reads its peers; only then is every resource queued and do the workers start, so no decision is
-ever made on a cache that has not been filled. Every resource is queued again every ``resync_seconds``
-(level-based: a reconcile that finds nothing to do makes no request), and Leases of resources that no longer
-exist are removed then. Transient API errors are retried with backoff and never end the process.
+ever made on a cache that has not been filled. Every resource is queued again every ``resync_seconds``, each
+at its own moment of the period (level-based: a reconcile that finds nothing to do makes no request), and
+Leases of resources that no longer exist and that no replica removed are removed at the start and every
+``SWEEP_PERIODS`` periods. Transient API errors are retried with backoff and never end the process.
 """
 
 from __future__ import annotations
@@ -12,19 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import logging
 import signal
+import zlib
 from collections.abc import Iterator
 
 from lightkube import AsyncClient, KubeConfig
 from lightkube.resources.batch_v1 import Job
+from lightkube.resources.coordination_v1 import Lease
 from lightkube.resources.core_v1 import Pod
+from prometheus_client.registry import Collector
 
 from . import metrics
 from .cluster import RESOURCES, ClusterError, LiveCluster
 from .informer import Change, Informer, Store
 from .leases import ANNOTATION_FOR, LEASE_LABEL, LeaseKeeper
-from .membership import Membership
+from .membership import PRESENCE, Membership, Presence
 from .model import LABEL_MANAGED_BY, MANAGED_BY, PLURALS, Key
 from .probes import serve
 from .reconciler import Caches, Reconciler
@@ -33,7 +38,9 @@ from .views import JobView, PodView, ResourceView
 from .workqueue import WorkQueue
 
 log = logging.getLogger("datamanager.operator")
+AnyInformer = Informer[ResourceView] | Informer[JobView] | Informer[PodView] | Informer[Presence]
 MAX_ERROR_BACKOFF = 300.0
+SWEEP_PERIODS = 6  # resync periods between two sweeps of Leases whose resource is gone
 MANAGED = {LABEL_MANAGED_BY: MANAGED_BY}
 
 
@@ -42,7 +49,7 @@ class Controller:
         self.settings = settings
         self.caches = Caches(resources={kind: Store() for kind in PLURALS})
         self.queue: WorkQueue[Key] = WorkQueue()
-        self.informers: list[Informer[ResourceView] | Informer[JobView] | Informer[PodView]] = []
+        self.informers: list[AnyInformer] = []
         self.membership: Membership | None = None
         self._failures: dict[Key, int] = {}
 
@@ -84,6 +91,23 @@ class Controller:
         if job is not None and job.owner is not None:
             self.queue.add(job.owner)
 
+    def collectors(self, leases: LeaseKeeper) -> list[Collector]:
+        """Per-resource series of the resources this replica owns, and what it keeps, read at scrape time."""
+        return [
+            metrics.ResourceCollector(self.owned),
+            metrics.StateCollector(
+                self._cached,
+                lambda: (len(self.queue), self.queue.scheduled),
+                lambda: len(leases.held()),
+            ),
+        ]
+
+    def _cached(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for informer in self.informers:  # one per kind and namespace; those of a kind share one store
+            counts[informer.name] = len(informer.store)
+        return counts
+
     def owned(self) -> Iterator[ResourceView]:
         membership = self.membership
         if membership is None:
@@ -102,7 +126,8 @@ class Controller:
             cluster, settings.namespace, settings.instance_id, settings.presence_seconds, self._requeue_all
         )
         reconciler = Reconciler(cluster, settings, self.caches, leases, self.membership)
-        metrics.REGISTRY.register(metrics.ResourceCollector(self.owned))
+        for collector in self.collectors(leases):
+            metrics.REGISTRY.register(collector)
         runner = await serve(settings.http_port, self.ready)
         self.informers = self._informers(client)
         stop = asyncio.Event()
@@ -134,11 +159,22 @@ class Controller:
             await client.close()
             log.info("datamanager operator %s stopped", settings.instance_id)
 
-    def _informers(
-        self, client: AsyncClient
-    ) -> list[Informer[ResourceView] | Informer[JobView] | Informer[PodView]]:
+    def _informers(self, client: AsyncClient) -> list[AnyInformer]:
         namespaces: list[str | None] = list(self.settings.watch_namespaces) or [None]
-        found: list[Informer[ResourceView] | Informer[JobView] | Informer[PodView]] = []
+        assert self.membership is not None
+        membership = self.membership
+        found: list[AnyInformer] = [
+            Informer(
+                "presence",
+                client,
+                Lease,
+                Presence.of,
+                membership.presences,
+                membership.observe,
+                self.settings.namespace,
+                PRESENCE,
+            )
+        ]
         for namespace in namespaces:
             for kind in PLURALS:
                 found.append(
@@ -174,10 +210,13 @@ class Controller:
     def _count(self) -> int:
         return sum(len(store) for store in self.caches.resources.values())
 
-    def _requeue_all(self) -> None:
+    def _all(self) -> Iterator[ResourceView]:
         for store in self.caches.resources.values():
-            for view in store:
-                self.queue.add(view.key)
+            yield from store
+
+    def _requeue_all(self) -> None:
+        for view in self._all():
+            self.queue.add(view.key)
 
     async def _keep_membership(self) -> None:
         assert self.membership is not None
@@ -195,15 +234,26 @@ class Controller:
 
     async def _resync(self, leases: LeaseKeeper) -> None:
         assert self.membership is not None
-        while True:
-            await asyncio.sleep(self.settings.resync_seconds)
-            self._requeue_all()
-            with contextlib.suppress(ClusterError):
-                await self._remove_orphan_leases(leases)
+        period, loop = self.settings.resync_seconds, asyncio.get_running_loop()
+        for count in itertools.count():
+            # The sweep lists every run Lease (a replica's biggest request at rest). Holders delete the
+            # Leases of deleted resources themselves, so it only finds those whose holder was gone: at the
+            # start, when this replica may be the one that was gone, and every SWEEP_PERIODS periods after.
+            if count % SWEEP_PERIODS == 0:
+                with contextlib.suppress(ClusterError):
+                    await self._remove_orphan_leases(leases)
+            # Each resource at its own fixed moment of the period, so once per period: all at once would be a
+            # replica's busiest moment at rest.
+            started = loop.time()
+            for phase, key in sorted((_phase(view.key), view.key) for view in self._all()):
+                await asyncio.sleep(max(started + phase * period - loop.time(), 0.0))
+                self.queue.add(key)
+            await asyncio.sleep(max(started + period - loop.time(), 0.0))
 
     async def _remove_orphan_leases(self, leases: LeaseKeeper) -> None:
-        """Run Leases live in the operator's namespace, so no owner reference removes them: the replica a
-        deleted resource's key maps to deletes its Lease."""
+        """Run Leases live in the operator's namespace, so no owner reference removes them. Their holder
+        deletes them when their resource goes; those nobody held then (their holder was gone too) are deleted
+        here by the replica a deleted resource's key maps to."""
         assert self.membership is not None
         for lease in await leases.cluster.list_leases(self.settings.namespace, {LEASE_LABEL: "resource"}):
             target = (lease["metadata"].get("annotations") or {}).get(ANNOTATION_FOR, "")
@@ -245,3 +295,8 @@ class Controller:
             if self.caches.resource(key) is None:
                 self._failures.pop(key, None)
                 self.queue.forget(key)
+
+
+def _phase(key: Key) -> float:
+    """A resource's fixed moment in the resync period, as a fraction of it."""
+    return (zlib.crc32(str(key).encode()) % 997) / 997

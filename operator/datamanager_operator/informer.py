@@ -187,18 +187,19 @@ class Informer(Generic[V]):
 
     async def relist(self) -> str:
         """Lists the kind (in pages), replaces the store (reporting what changed), returns its version."""
-        items: list[Body] = []
+        views: list[V] = []
         token: str | None = None
         while True:
             response = await self._send(self._request({"limit": PAGE, "continue": token}, watch=False))
             _raise_for_status(response)
             page = msgspec.json.decode(response.content)
-            items += page.get("items") or []
+            # page by page into views: whole objects of every page at once would be the replica's peak memory
+            views += [self.view(item) for item in page.get("items") or []]
             meta = page.get("metadata") or {}
             token = meta.get("continue")
             if not token:
                 break
-        for change in self.store.replace([self.view(item) for item in items], self.namespace):
+        for change in self.store.replace(views, self.namespace):
             self.on_change(change)
         self.primed.set()
         return str(meta.get("resourceVersion") or "")

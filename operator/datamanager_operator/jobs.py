@@ -17,7 +17,6 @@ from datamanager.contract import (
 )
 
 from .model import (
-    ANNOTATION_RESOURCE,
     ANNOTATION_RUN_UID,
     ANNOTATION_SCHEDULED_TIME,
     ANNOTATION_TRIGGER,
@@ -32,21 +31,25 @@ from .model import (
     WORKER_COMMAND,
     Body,
     Kind,
-    label_value,
 )
 from .settings import OperatorSettings
 
 CONTAINER = "worker"
+# ArgoCD does not track what the operator creates; with this, its ignoreResourceUpdates rules keep a Job's or
+# pod's status churn from refreshing the Application that owns the resource (docs/argocd.md)
+ARGOCD_QUIET = {"argocd.argoproj.io/ignore-resource-updates": "true"}
 NON_ROOT_UID = 65532
+LABEL_VALUE_MAX = 63
 
 
 def selector_labels(kind: Kind, name: str, uid: str) -> dict[str, str]:
-    return {
-        LABEL_MANAGED_BY: MANAGED_BY,
-        LABEL_KIND: kind,
-        LABEL_RESOURCE: label_value(name),
-        LABEL_RESOURCE_UID: uid,
-    }
+    """The resource's name is a label only when it fits one (a resource name that short is a valid label
+    value): the API server refuses a Job with a longer one. The uid label and the Job's controller reference
+    identify every resource."""
+    labels = {LABEL_MANAGED_BY: MANAGED_BY, LABEL_KIND: kind, LABEL_RESOURCE_UID: uid}
+    if len(name) <= LABEL_VALUE_MAX:
+        labels[LABEL_RESOURCE] = name
+    return labels
 
 
 def build_job(kind: Kind, meta: Body, spec: RunSpecBase, run: RunRef, settings: OperatorSettings) -> Body:
@@ -61,7 +64,7 @@ def build_job(kind: Kind, meta: Body, spec: RunSpecBase, run: RunRef, settings: 
     annotations: dict[str, str] = {
         ANNOTATION_TRIGGER: run.trigger,
         ANNOTATION_RUN_UID: run.uid,
-        ANNOTATION_RESOURCE: meta["name"],
+        **ARGOCD_QUIET,
     }
     if run.scheduled_time:
         annotations[ANNOTATION_SCHEDULED_TIME] = run.scheduled_time
@@ -141,7 +144,7 @@ def build_job(kind: Kind, meta: Body, spec: RunSpecBase, run: RunRef, settings: 
         "template": {
             "metadata": {
                 "labels": {**settings.worker_pod_labels, **labels},
-                "annotations": dict(settings.worker_pod_annotations),
+                "annotations": {**settings.worker_pod_annotations, **ARGOCD_QUIET},
             },
             "spec": pod_spec,
         },

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from .cluster import AlreadyExistsError, Cluster, ConflictError
+from .cluster import AlreadyExistsError, Cluster, ConflictError, RejectedError
 from .model import LABEL_MANAGED_BY, MANAGED_BY, Body, Key
 
 LEASE_LABEL = "datamanager.petrosa.io/lease"  # "resource": a run Lease; "presence": an operator replica
@@ -82,6 +82,11 @@ class LeaseKeeper:
         hold = self._held.get(key)
         return max(hold.renewed + self.seconds - self.clock(), 0.0) if hold else 0.0
 
+    def expiry(self, key: Key) -> float:
+        """When this replica's hold on ``key`` ends, on its monotonic clock (``clock()``); 0 when not held."""
+        hold = self._held.get(key)
+        return hold.renewed + self.seconds if hold else 0.0
+
     def retry_in(self, key: Key) -> float:
         """When another replica's Lease could at the earliest be taken over, in seconds from now."""
         seen = self._seen.get(key)
@@ -99,6 +104,8 @@ class LeaseKeeper:
             renewed = await self._write(key, hold.body, started)  # no read: the version is known
             if renewed:
                 return True
+        elif key not in self._seen and await self._create(key, started):
+            return True  # a resource's first run: no Lease to read yet, one request instead of two
         lease = await self.cluster.get_lease(self.namespace, lease_name(key))
         if lease is None:
             return await self._create(key, started)
@@ -132,6 +139,11 @@ class LeaseKeeper:
         except ConflictError:  # someone else wrote it in between: read again next time
             self._held.pop(key, None)
             return False
+        except RejectedError as exc:
+            if exc.code != 404:
+                raise
+            self._held.pop(key, None)  # deleted under us (cleaned up, or by hand): read (and create) anew
+            return False
         self._held[key] = Hold(written, started)
         self._seen.pop(key, None)
         return True
@@ -161,6 +173,13 @@ class LeaseKeeper:
             return False
         self._held[key] = Hold(created, started)
         return True
+
+    async def delete(self, key: Key) -> None:
+        """Removes the Lease of a resource that is gone, when this replica holds it (at the deletion, not at
+        the next sweep of Leases without a resource, which takes those no replica holds)."""
+        if key in self._held:
+            await self.cluster.delete_lease(self.namespace, lease_name(key))
+            self._held.pop(key, None)
 
     def forget(self, key: Key) -> None:
         self._held.pop(key, None)

@@ -5,6 +5,9 @@ by rendezvous hashing on the resource's uid, so each replica does a share of the
 only its share moves. A replica counts as alive while its presence record keeps changing, judged by this
 replica's own clock like the run Leases (no wall clocks compared). The per-resource Lease, not this view,
 is what guarantees one actor at a time: two replicas that disagree on membership only compete for Leases.
+
+The others' presence Leases come from a watch (an informer feeds ``observe``), not from a list on every
+beat: at rest a replica's only requests are its own renewals.
 """
 
 from __future__ import annotations
@@ -14,11 +17,38 @@ import contextlib
 import hashlib
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from .cluster import AlreadyExistsError, Cluster, ClusterError
+from .informer import Change, Store
 from .leases import LEASE_LABEL, micro_time
 from .model import LABEL_MANAGED_BY, MANAGED_BY, Body
+from .views import version_of
+
+PRESENCE = {LEASE_LABEL: "presence"}  # the label selector of the presence informer
+
+
+@dataclass(frozen=True, slots=True)
+class Presence:
+    """A replica's presence Lease, as the presence informer keeps it."""
+
+    namespace: str
+    name: str
+    version: int
+    holder: str
+    duration: float  # seconds; 0 when the record does not say
+
+    @classmethod
+    def of(cls, body: Body) -> Presence:
+        meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+        return cls(
+            namespace=meta.get("namespace", ""),
+            name=meta.get("name", ""),
+            version=version_of(meta),
+            holder=str(spec.get("holderIdentity") or ""),
+            duration=float(spec.get("leaseDurationSeconds") or 0),
+        )
 
 
 def _score(uid: str, member: str) -> int:
@@ -45,7 +75,8 @@ class Membership:
         self.known = asyncio.Event()  # set once the member list has been read
         self.name = "datamanager-operator-" + hashlib.sha256(me.encode()).hexdigest()[:12]
         self._mine: Body | None = None
-        self._seen: dict[str, tuple[str, float]] = {}  # lease name -> (resourceVersion, first seen)
+        self.presences: Store[Presence] = Store()  # filled by the presence informer
+        self._since: dict[str, float] = {}  # lease name -> when its current version was first seen here
 
     def owner(self, uid: str) -> str:
         return max(self.members, key=lambda member: _score(uid, member))
@@ -53,21 +84,28 @@ class Membership:
     def mine(self, uid: str) -> bool:
         return self.owner(uid) == self.me
 
+    def observe(self, change: Change[Presence]) -> None:
+        """A presence Lease changed (the informer's callback): a new version restarts its clock."""
+        before, after = change
+        if after is None:
+            if before is not None:
+                self._since.pop(before.name, None)
+        else:
+            self._since[after.name] = self.clock()
+        self._judge()
+
     async def beat(self) -> None:
-        """Renews this replica's presence and refreshes the member list."""
+        """Renews this replica's presence and judges the others by what the watch has shown."""
         await self._renew()
+        self._judge()
+
+    def _judge(self) -> None:
         now = self.clock()
         alive = {self.me}
-        listed = await self.cluster.list_leases(self.namespace, {LEASE_LABEL: "presence"})
-        for lease in listed:
-            name, version = lease["metadata"]["name"], lease["metadata"].get("resourceVersion", "")
-            spec = lease.get("spec") or {}
-            if name not in self._seen or self._seen[name][0] != version:
-                self._seen[name] = (version, now)
-            duration = float(spec.get("leaseDurationSeconds") or self.seconds * 3)
-            if spec.get("holderIdentity") and now - self._seen[name][1] < duration:
-                alive.add(spec["holderIdentity"])
-        self._seen = {n: v for n, v in self._seen.items() if n in {x["metadata"]["name"] for x in listed}}
+        for presence in self.presences:
+            duration = presence.duration or self.seconds * 3
+            if presence.holder and now - self._since.get(presence.name, now) < duration:
+                alive.add(presence.holder)
         members = tuple(sorted(alive))
         self.known.set()
         if members != self.members:

@@ -2,12 +2,13 @@
 
 Counters and histograms are per replica. Per-resource gauges are not kept anywhere: they are read at scrape
 time from the status of the resources this replica owns (``ResourceCollector``), so a resource that was
-deleted or handed to another replica has no series left behind to alert on.
+deleted or handed to another replica has no series left behind to alert on. What the replica keeps (cached
+objects, the work queue, held run Leases) is read at scrape time too (``StateCollector``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -92,6 +93,11 @@ READY = Gauge(
 )
 
 
+for _kind in ("DataAudit", "AnalyticsJob"):  # zero from the start, so rate() and alerts see a series
+    for _counter in (RECONCILE_ERRORS, MISSED_RUNS, JOB_REFUSALS):
+        _counter.labels(_kind)
+
+
 class ResourceCollector(Collector):
     """Per-resource gauges of the resources this replica owns, from their status at scrape time."""
 
@@ -120,12 +126,57 @@ class ResourceCollector(Collector):
             "Runs in progress (resources this replica owns).",
             labels=labels,
         )
+        upcoming = GaugeMetricFamily(
+            "datamanager_operator_next_run_timestamp_seconds",
+            "When the resource's schedule next fires (scheduled, unsuspended resources this replica owns).",
+            labels=labels,
+        )
         for view in self.owned():
             status, key = view.status, [view.kind, view.namespace, view.name]
             if when := status.get("lastSuccessfulTime"):
-                success.add_metric(key, datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp())
+                success.add_metric(key, _timestamp(when))
             if (score := status.get("healthScore")) is not None:
                 health.add_metric(key, float(score))
             failures.add_metric(key, float(status.get("consecutiveFailures") or 0))
             active.add_metric(key, float(len(status.get("activeRuns") or [])))
-        yield from (success, health, failures, active)
+            if when := status.get("nextRunTime"):
+                upcoming.add_metric(key, _timestamp(when))
+        yield from (success, health, failures, active, upcoming)
+
+
+def _timestamp(text: str) -> float:
+    return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+
+
+class StateCollector(Collector):
+    """What this replica keeps, at scrape time: objects per cache, the work queue, run Leases held."""
+
+    def __init__(
+        self,
+        cached: Callable[[], Mapping[str, int]],
+        queue: Callable[[], tuple[int, int]],
+        held: Callable[[], int],
+    ) -> None:
+        self.cached, self.queue, self.held = cached, queue, held
+
+    def collect(self) -> Iterator[Metric]:
+        cached = GaugeMetricFamily(
+            "datamanager_operator_cached_objects",
+            "Objects in this replica's caches, by informer.",
+            labels=["informer"],
+        )
+        for informer, count in self.cached().items():
+            cached.add_metric([informer], float(count))
+        depth, scheduled = self.queue()
+        yield cached
+        yield GaugeMetricFamily(
+            "datamanager_operator_workqueue_depth", "Resources waiting for a reconcile.", value=depth
+        )
+        yield GaugeMetricFamily(
+            "datamanager_operator_workqueue_scheduled",
+            "Resources with a later reconcile scheduled (a time to look again, or a retry).",
+            value=scheduled,
+        )
+        yield GaugeMetricFamily(
+            "datamanager_operator_run_leases_held", "Run Leases this replica holds.", value=self.held()
+        )

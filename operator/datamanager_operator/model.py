@@ -22,8 +22,7 @@ WORKER_COMMAND: dict[Kind, str] = {"DataAudit": "audit", "AnalyticsJob": "analyt
 MANAGED_BY = "datamanager-operator"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 LABEL_KIND = f"{GROUP}/kind"
-LABEL_RESOURCE = f"{GROUP}/resource"  # the resource's name, cut to a label value's 63 characters
-ANNOTATION_RESOURCE = f"{GROUP}/resource"  # the resource's whole name
+LABEL_RESOURCE = f"{GROUP}/resource"  # the resource's name, when it fits in a label value
 LABEL_RESOURCE_UID = f"{GROUP}/resource-uid"
 LABEL_RUN_ID = f"{GROUP}/run-id"
 ANNOTATION_RUN_UID = f"{GROUP}/run-uid"
@@ -46,13 +45,6 @@ class Key:
 
     def __str__(self) -> str:
         return f"{self.kind}/{self.namespace}/{self.name}"
-
-
-def label_value(text: str) -> str:
-    """``text`` as a label value: itself when it fits, else cut with a digest (names are lowercase DNS)."""
-    if len(text) <= 63:
-        return text
-    return f"{text[:54].rstrip('-.')}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def as_dict(obj: object) -> Body:

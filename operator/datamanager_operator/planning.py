@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfoNotFoundError
 
 from datamanager.api.common import ConcurrencyPolicy, RunSpecBase
 from datamanager.api.dataaudit import HealthThresholds
 from datamanager.api.status import ResourceStatus, RunRef, TriggerKind
-from datamanager.cron import latest, slots
+from datamanager.cron import MISSED_CAP, latest, slots
 
 from .model import job_name
 from .outcome import MESSAGE_LIMIT, Outcome, finished, stuck, stuck_deadline
@@ -114,6 +115,7 @@ class _Planner:
     def __init__(self, seen: Observed, now: datetime, limits: Limits, new_uid: Callable[[], str]) -> None:
         self.seen, self.now, self.limits, self.new_uid = seen, now, limits, new_uid
         self.decision = Decision(status=seen.status)
+        self.invalid = seen.invalid  # why the spec cannot run, if it cannot
 
     @property
     def status(self) -> ResourceStatus:
@@ -197,7 +199,15 @@ class _Planner:
             if manual:
                 self.ignore(manual, "the spec is invalid")
             return
-        slot = self.schedule(spec)
+        try:
+            slot = self.schedule(spec)
+        except (ValueError, ZoneInfoNotFoundError) as exc:
+            # the model admits no such schedule; one stored under older rules must not fail every reconcile
+            self.invalid = f"invalid spec: schedule: {exc}"
+            self.update(observed_generation=seen.generation, next_run_time=None)
+            if manual:
+                self.ignore(manual, "the spec is invalid")
+            return
         if spec.suspend:
             if manual:
                 self.ignore(manual, "the resource is suspended")  # dropped, not queued
@@ -223,7 +233,7 @@ class _Planner:
             for run in list(active):
                 self.end(run, Outcome(False, "Replaced", f"replaced by a new run ({due[0].kind})"))
                 self.decision.delete.append(run.job_name)  # may not be in the cache yet: by name
-        self.start(due)
+        self.start(spec, due)
 
     def ignore(self, token: str, why: str) -> None:
         self.update(handled_trigger=token)
@@ -243,22 +253,23 @@ class _Planner:
         if spec.suspend:
             self.update(last_schedule_time=iso(found.latest))  # slots while suspended are not missed
             return None
-        # a schedule counts from the spec that introduced it: the slots a changed spec finds passed (since the
-        # last slot of the old schedule, or since creation when it adds one) were never its to miss
-        changed = self.status.observed_generation not in (None, self.seen.generation)
+        # a spec not yet taken (created, a schedule added or changed, resumed) counts from when it is: the
+        # run it starts stands for the slots before, which were never its to miss
+        counts = self.status.observed_generation == self.seen.generation
         if (self.now - found.latest).total_seconds() > spec.starting_deadline_seconds:
-            if not changed:
+            if counts:
                 self.missed(spec, found.passed)
             self.update(last_schedule_time=iso(found.latest))
             return None
-        if found.passed > 1:  # the slots before the latest never started: missed (unless changed), handled
-            if not changed:
+        if found.passed > 1:  # the slots before the latest never started: missed, and handled
+            if counts:
                 self.missed(spec, found.passed - 1)
             before = latest(spec.schedule, spec.time_zone, found.latest - timedelta(seconds=1))
             self.update(last_schedule_time=iso(before) if before else None)
         return found.latest
 
     def missed(self, spec: RunSpecBase, count: int) -> None:
+        count = min(count, MISSED_CAP)  # as CronJob: past the cap, only "at least 100" is known
         self.decision.missed += count
         self.update(missed_runs=self.status.missed_runs + count)
         self.decision.events.append(
@@ -270,7 +281,7 @@ class _Planner:
             )
         )
 
-    def start(self, due: list[Trigger]) -> None:
+    def start(self, spec: RunSpecBase, due: list[Trigger]) -> None:
         """Claims one run for every trigger due: its id, number, uid and Job name go into status first."""
         seen, status = self.seen, self.status
         number = (
@@ -303,6 +314,13 @@ class _Planner:
             fields["handled_trigger"] = seen.run_now
         if slot is not None:
             fields["last_schedule_time"] = iso(slot)
+        elif spec.schedule and status.observed_generation != seen.generation:
+            # the schedule applies from this spec on: earlier slots were never this spec's to miss. Never
+            # back, though: a replica whose clock is behind would otherwise start a handled slot again
+            before = latest(spec.schedule, spec.time_zone, self.now)
+            handled = parse_time(status.last_schedule_time)
+            if before is not None and (handled is None or before > handled):
+                fields["last_schedule_time"] = iso(before)
         self.update(**fields)
         if seen.image_problem:
             self.end(run, Outcome(False, "ImageNotAllowed", seen.image_problem))
@@ -336,8 +354,8 @@ class _Planner:
 
     def finish_status(self) -> None:
         seen, spec = self.seen, self.seen.spec
-        conditions = conditions_for(self.status, seen.thresholds, seen.generation, seen.invalid)
+        conditions = conditions_for(self.status, seen.thresholds, seen.generation, self.invalid)
         self.update(
-            phase=phase_of(self.status, bool(spec and spec.suspend), seen.invalid is not None),
+            phase=phase_of(self.status, bool(spec and spec.suspend), self.invalid is not None),
             conditions=with_transition_times(conditions, seen.status.conditions, iso(self.now)),
         )

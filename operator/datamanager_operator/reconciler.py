@@ -2,17 +2,23 @@
 pure ``planning.decide``), and act under the resource's Lease in the one order that keeps runs exactly once:
 
 1. **Status first**, fenced by the resourceVersion the decision was made on: new runs are claimed (id, number,
-   uid, Job name) and outcomes recorded. A replica acting on an old view gets 409 and decides again.
-2. **Then Jobs are created**, only for runs that status claims, each with the run's uid and the operator's
+   uid, Job name) and outcomes recorded. A replica acting on an old view gets 409 and decides again. When
+   status does not change, a live read confirms the view before any Job is deleted or released.
+2. **Then Jobs of recorded runs are deleted** (replaced, past the history limits, ...): under Replace the old
+   Job is going before its successor exists.
+3. **Then Jobs are created**, only for runs that status claims, each with the run's uid and the operator's
    finalizer, and only with at least half a Lease left. A run claimed earlier whose Job the cache does not
    show is created only after live reads confirm that the Job is absent and the run still claimed. A Job
    found under the run's name is this run's Job if it carries the run's uid (a create whose answer was lost),
    and never adopted otherwise.
-3. **Then Jobs of recorded runs** lose the finalizer, and those past the history limits are deleted.
+4. **Then Jobs of recorded runs** lose the finalizer.
 
 Because a Job keeps the finalizer until its run is recorded, a Job that is absent while its run is claimed was
-never created; so a run's Job is created at most once, however replicas crash or race. (Removing the
-finalizer by hand, or a replica whose clock runs far slower than the others', voids that.)
+never created; so a run's Job is created at most once, however replicas crash or race. The one thing the
+Lease adds to that: between a replica's reads and its create, another replica could in principle create,
+finish, record and delete the same Job; it cannot while the first holds the Lease, and a create is sent only
+before the sender's Lease could be taken over. Removing the finalizer by hand voids the guarantee for the
+runs concerned.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from datamanager.api.dataaudit import DataAuditSpec
 from datamanager.api.status import ResourceStatus, RunRef
 
 from . import metrics
-from .cluster import AlreadyExistsError, Cluster, ConflictError, RejectedError
+from .cluster import AlreadyExistsError, Cluster, ConflictError, LateError, RejectedError
 from .informer import Store
 from .jobs import build_job
 from .leases import LeaseKeeper
@@ -45,6 +51,7 @@ from .views import JobView, PodView, ResourceView
 log = logging.getLogger(__name__)
 REFUSALS = 3  # a Job the API server refuses this many times fails its run (JobRejected)
 CONFIRM_EVERY = 30.0  # seconds between live reads that confirm a cached Job blocking a run
+RETRY_SOON = 1.0  # seconds until a Job that could not be created in time is tried again
 
 
 @dataclass
@@ -110,9 +117,15 @@ class Reconciler:
         view = self.caches.resource(key)
         orphans = self.caches.orphans(key, view)
         if orphans and self.membership.mine(orphans[0].resource_uid):
-            for job in orphans:  # their runs no longer matter: let the garbage collector have them
+            # a resource cache that lags (not yet listed, a watch behind) must not make a live resource's
+            # Jobs look orphaned: which resource lives under this name is read live
+            live = await self._read(key)
+            for job in self.caches.orphans(key, live):  # their runs no longer matter: the GC may have them
                 await self.cluster.release_job(job.namespace, job.name)
+            view = self.caches.resource(key)
         if view is None or view.deleting or not self.membership.mine(view.uid):
+            if view is None:
+                await self.leases.delete(key)
             self.forget(key)
             return None
         decision = self._decide(view)
@@ -132,14 +145,22 @@ class Reconciler:
                 return 0.0  # changed since it was read: decide again on the fresh object
             view = written
             self._committed(view, decision)
-        for run in decision.create:
-            if not await self._create(view, run, fresh=run in decision.claimed):
-                break
+        elif decision.delete or decision.release:
+            # no fenced write vouches for this view: a resource cache one write behind its Job cache would
+            # take the newest run's Job for an ended run's, so the view is read live first
+            fresh = await self._read(view.key)
+            if fresh is None or fresh.resource_version != view.resource_version:
+                return 0.0 if fresh is not None else None
         for name in decision.delete:
             await self.cluster.delete_job(view.namespace, name)
+        created = True
+        for run in decision.create:
+            if not await self._create(view, run, fresh=run in decision.claimed):
+                created = False  # too little Lease left: the rest waits for the next look, soon
+                break
         for name in decision.release:
             await self.cluster.release_job(view.namespace, name)
-        return self._next_look(decision)
+        return self._next_look(decision) if created else RETRY_SOON
 
     # ------------------------------------------------------------ observing and deciding
 
@@ -200,7 +221,7 @@ class Reconciler:
 
     async def _write_status(self, view: ResourceView, status: ResourceStatus) -> ResourceView | None:
         body = status_body(status.model_copy(update={"lease_holder": self.settings.instance_id}))
-        patch = {**{k: None for k in view.status if k not in body}, **body}
+        patch = merge_patch(view.status, body)
         try:
             written = await self.cluster.patch_status(view.key, patch, view.resource_version)
         except ConflictError:
@@ -214,20 +235,29 @@ class Reconciler:
         return fresh_view
 
     async def _create(self, view: ResourceView, run: RunRef, fresh: bool) -> bool:
-        """Creates ``run``'s Job; False when this replica must stop acting (too little Lease left)."""
-        if not fresh and not await self._still_missing(view, run):
-            return True
+        """Creates ``run``'s Job; False when this replica must stop acting (too little Lease left).
+
+        Between the reads that say the Job is missing and the create, another replica could in principle
+        create, finish, record and delete that Job; it cannot while this replica holds the Lease, so the
+        create is sent only before this replica's Lease could be taken over (with a quarter of it to spare).
+        """
+        await self.cluster.pace(1 if fresh else 3)  # rate-limit waits happen here, not between the steps
         need = self.settings.lease_seconds / 2
         if self.leases.remaining(view.key) < need and not await self.leases.acquire(view.key, need):
             return False
+        deadline = self.leases.expiry(view.key) - self.settings.lease_seconds / 4
+        if not fresh and not await self._still_missing(view, run):
+            return True
         spec = SPECS[view.kind].model_validate(view.spec)
         manifest = build_job(view.kind, _meta(view), spec, run, self.settings)
         try:
-            created = await self.cluster.create_job(manifest)
+            created = await self.cluster.create_job(manifest, deadline)
+        except LateError:
+            return False  # looked again soon, with a renewed Lease
         except AlreadyExistsError:
             existing = await self.cluster.get_job(view.namespace, run.job_name)
-            if existing is not None:  # ours when it carries the run's uid; the next decision sees which
-                self.caches.jobs.apply(JobView.of(existing))
+            if existing is not None:
+                self._found(view, run, JobView.of(existing))
             return True
         except RejectedError as exc:
             count = self._refusals.get((view.key, run.uid), (0, ""))[0] + 1
@@ -249,15 +279,31 @@ class Reconciler:
         live read of the resource still finds the run claimed (in that order: see the module docstring)."""
         job = await self.cluster.get_job(view.namespace, run.job_name)
         if job is not None:
-            self.caches.jobs.apply(JobView.of(job))
+            self._found(view, run, JobView.of(job))
             return False
-        body = await self.cluster.get_resource(view.key)
-        if body is None:
+        fresh = await self._read(view.key)
+        if fresh is None:
             return False
-        fresh = ResourceView.of(view.kind, body)
-        self.caches.resources[view.kind].apply(fresh)
         claimed = ResourceStatus.model_validate(fresh.status).active_runs
         return fresh.uid == view.uid and any(r.uid == run.uid and r.number == run.number for r in claimed)
+
+    def _found(self, view: ResourceView, run: RunRef, job: JobView) -> None:
+        """A Job under ``run``'s name: the run's own when it carries the run's uid (a create whose answer was
+        lost); another's otherwise, which fails the run (JobRejected), also when the cache cannot show that
+        Job (one without the operator's labels or owner reference)."""
+        self.caches.jobs.apply(job)
+        if job.run_uid != run.uid:
+            message = f"a Job named {run.job_name} already exists and belongs to another run"
+            self._refusals[(view.key, run.uid)] = (REFUSALS, message)
+
+    async def _read(self, key: Key) -> ResourceView | None:
+        """The resource read live, into the cache."""
+        body = await self.cluster.get_resource(key)
+        if body is None:
+            return None
+        fresh = ResourceView.of(key.kind, body)
+        self.caches.resources[key.kind].apply(fresh)
+        return fresh
 
     def _emit(self, view: ResourceView, kind: str, reason: str, message: str) -> None:
         task = asyncio.create_task(self.cluster.record_event(view.key, view.uid, kind, reason, message))
@@ -285,6 +331,20 @@ class Reconciler:
         if decision.recheck_at is None:
             return None
         return max((decision.recheck_at - self.clock()).total_seconds(), 0.5)
+
+
+def merge_patch(old: Body, new: Body) -> Body:
+    """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``: a merge patch merges nested objects,
+    so every key ``new`` leaves out must be sent as null, at any depth (e.g. ``lastRun.scheduledTime`` of a
+    scheduled run when a manual one replaces it)."""
+    patch: Body = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch
 
 
 def _comparable(status: ResourceStatus) -> Body:

@@ -30,8 +30,8 @@ class OperatorSettings:
     workers: int = 16  # concurrent reconciles
     http_port: int = 8080
     dataset_status_limit: int = 10
-    qps: float = 20.0  # requests per second to the API server, like client-go's QPS and Burst
-    burst: int = 40
+    qps: float = 50.0  # requests per second to the API server, like client-go's QPS and Burst (docs: Scale)
+    burst: int = 100
     resync_seconds: int = 600  # every resource is reconciled again at least this often
 
     def image_problem(self, image: str | None) -> str | None:

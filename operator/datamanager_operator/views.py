@@ -2,7 +2,8 @@
 
 The watches keep these instead of whole objects (a Job of a 50-symbol spec is ~26 KB as a dict; its view is a
 few hundred bytes), and every decision reads them instead of walking ``dict[str, Any]``. A resource keeps its
-spec and status as written (the decision parses them with the API models); managedFields are dropped.
+spec and status as written, as compact JSON (the decision parses them with the API models); managedFields are
+dropped.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from .model import (
-    ANNOTATION_RESOURCE,
     ANNOTATION_RUN_NOW,
     ANNOTATION_RUN_UID,
     FINALIZER,
-    LABEL_KIND,
-    LABEL_RESOURCE,
     LABEL_RESOURCE_UID,
     LABEL_RUN_ID,
     PLURALS,
@@ -49,7 +49,7 @@ class JobView:
     name: str
     uid: str
     version: int
-    owner: Key | None  # the resource whose run it is, from its labels
+    owner: Key | None  # the resource whose run it is, from its controller reference
     resource_uid: str  # that resource's uid, from the label
     run_id: str
     run_uid: str  # the run it belongs to, from the annotation; "" for Jobs of an older operator
@@ -79,7 +79,7 @@ class JobView:
             name=meta.get("name", ""),
             uid=meta.get("uid", ""),
             version=version_of(meta),
-            owner=_owner(namespace, labels, meta.get("annotations") or {}),
+            owner=_owner(meta.get("namespace", ""), meta.get("ownerReferences") or []),
             resource_uid=labels.get(LABEL_RESOURCE_UID, ""),
             run_id=labels.get(LABEL_RUN_ID, ""),
             run_uid=(meta.get("annotations") or {}).get(ANNOTATION_RUN_UID, ""),
@@ -94,10 +94,13 @@ class JobView:
         )
 
 
-def _owner(namespace: str, labels: dict[str, str], annotations: dict[str, str]) -> Key | None:
-    kind, name = labels.get(LABEL_KIND), annotations.get(ANNOTATION_RESOURCE) or labels.get(LABEL_RESOURCE)
-    if kind in PLURALS and name:
-        return Key(kind, namespace, name)
+def _owner(namespace: str, references: list[dict[str, Any]]) -> Key | None:
+    """The resource whose run the Job is, from its controller reference: a resource's name can be longer
+    than a label value may be, so the name label cannot say it."""
+    for ref in references:
+        kind, name = ref.get("kind"), ref.get("name")
+        if ref.get("controller") and kind in PLURALS and name:
+            return Key(kind, namespace, name)
     return None
 
 
@@ -175,12 +178,22 @@ class ResourceView:
     deleting: bool
     run_now: str | None  # the manual-trigger annotation
     changed: datetime | None  # when a user last changed it (not its status): the start of a trigger's latency
-    spec: Body
-    status: Body
+    # Spec and status as compact JSON: every replica caches every resource, and as bytes they take a third of
+    # the memory of the parsed dicts (about 3 KB instead of 9 KB for a small audit); each read decodes them.
+    spec_json: bytes
+    status_json: bytes
 
     @property
     def key(self) -> Key:
         return Key(self.kind, self.namespace, self.name)
+
+    @property
+    def spec(self) -> Body:
+        return _decode(self.spec_json)
+
+    @property
+    def status(self) -> Body:
+        return _decode(self.status_json)
 
     @classmethod
     def of(cls, kind: Kind, body: Body) -> ResourceView:
@@ -202,6 +215,15 @@ class ResourceView:
             deleting=bool(meta.get("deletionTimestamp")),
             run_now=(meta.get("annotations") or {}).get(ANNOTATION_RUN_NOW),
             changed=max((c for c in changes if c), default=None),
-            spec=body.get("spec") or {},
-            status=body.get("status") or {},
+            spec_json=_encode(body.get("spec") or {}),
+            status_json=_encode(body.get("status") or {}),
         )
+
+
+_encode = msgspec.json.Encoder().encode
+_decode_any = msgspec.json.Decoder().decode
+
+
+def _decode(raw: bytes) -> Body:
+    decoded: Body = _decode_any(raw)
+    return decoded

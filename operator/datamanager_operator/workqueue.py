@@ -23,6 +23,11 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         return len(self._queued)
 
+    @property
+    def scheduled(self) -> int:
+        """Keys with a delayed add pending."""
+        return len(self._timers)
+
     def add(self, key: K) -> None:
         timer = self._timers.pop(key, None)
         if timer:

@@ -8,9 +8,11 @@ import functools
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -20,17 +22,31 @@ from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import Secret
+from lightkube.resources.core_v1 import Namespace, Secret
 
-from tests.conftest import REPO, wait_for
+from tests.conftest import REPO, RESTRICTED, wait_for
+from tests.fixtures.audit import AuditLog
 from tests.fixtures.candles import Defects, generate, store
-from tests.fixtures.kube import resource
+from tests.fixtures.kube import as_dict, resource
 from tests.fixtures.mysql import connect
 from tests.rig.rig import CACHE, versions
 
 CHART = REPO / "charts" / "datamanager"
 RELEASE = "dm-e2e"
 RELEASE_NAMESPACE = "dm-e2e-system"
+OPERATOR_USER = f"system:serviceaccount:{RELEASE_NAMESPACE}:{RELEASE}-datamanager"
+# images the process node never pulls, or pulls slowly (its conventions: see docs/rig.md)
+TEST_IMAGES = "unpullable.invalid/*,slowpull.invalid/*"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "after_suite: runs after every other test, on the record of what the suite did"
+    )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)  # stable
 
 
 def tool_path() -> str:
@@ -68,9 +84,65 @@ def _established(kube: Client, name: str) -> bool:
     return any(c.type == "Established" and c.status == "True" for c in (crd.status.conditions or []))
 
 
+# how the suite's operator is installed (the RBAC test renders the chart with the same values)
+OPERATOR_VALUES = [
+    "--set",
+    "consumer.enabled=false",
+    "--set",
+    "operator.replicas=2",
+    "--set",
+    "operator.stuckPodSeconds=20",
+    "--set",
+    "operator.leaseSeconds=10",
+    "--set",
+    "operator.unschedulableSeconds=20",
+    "--set",
+    "rbac.clusterWide=true",
+    "--set",
+    f"operator.allowedImages={{{TEST_IMAGES}}}",
+]
+
+
+def restricted_namespace(kube: Client, name: str) -> None:
+    """``name`` exists and enforces Pod Security ``restricted`` (created, or labelled when it exists)."""
+    try:
+        kube.create(Namespace(metadata=ObjectMeta(name=name, labels=RESTRICTED)))
+    except ApiError as exc:
+        if exc.status.code != 409:
+            raise
+        kube.patch(Namespace, name, {"metadata": {"labels": RESTRICTED}})
+
+
+def slow_image(rig_env: dict[str, str], seconds: int) -> str:
+    """An image whose pull takes ``seconds`` on the process node, then runs the project's image: a way to
+    hold a run active (the node's convention: docs/rig.md)."""
+    return f"slowpull.invalid/{seconds}/{rig_env.get('RIG_IMAGE') or 'datamanager'}"
+
+
+def chart_image(rig_env: dict[str, str]) -> list[str]:
+    """Helm values for the chart's image: the image `make image` built when the node runs pods as containers
+    (container mode: what users deploy is what runs); the process node ignores images."""
+    image = rig_env.get("RIG_IMAGE")
+    if not image:
+        return []
+    repository, _, tag = image.rpartition(":")
+    return ["--set", f"image.repository={repository}", "--set", f"image.tag={tag}"]
+
+
 @pytest.fixture(scope="session")
-def operator_release(kube: Client, crds: None, rig_env: dict[str, str]) -> Iterator[str]:
-    """The chart installed by Helm with the operator only; its RBAC is exactly what the chart ships."""
+def operator_audit_start(rig_env: dict[str, str]) -> int:
+    """Where the API server's audit log stood before the suite's operator was installed."""
+    return AuditLog(rig_env["RIG_AUDIT_LOG"]).mark()
+
+
+@pytest.fixture(scope="session")
+def operator_release(
+    kube: Client, crds: None, rig_env: dict[str, str], operator_audit_start: int
+) -> Iterator[str]:
+    """The chart installed by Helm with the operator only, in a namespace that enforces Pod Security
+    ``restricted``; its RBAC and admission policy are exactly what the chart ships (cluster-wide: every
+    test has its own namespace). Its worker images: the default and the never-pulled ones some tests use."""
+    restricted_namespace(kube, RELEASE_NAMESPACE)
     run_tool(
         rig_env,
         "helm",
@@ -80,26 +152,22 @@ def operator_release(kube: Client, crds: None, rig_env: dict[str, str]) -> Itera
         str(CHART),
         "-n",
         RELEASE_NAMESPACE,
-        "--create-namespace",
         "--wait",
         "--timeout",
         "120s",
-        "--set",
-        "consumer.enabled=false",
-        "--set",
-        "operator.replicas=2",
-        "--set",
-        "operator.stuckPodSeconds=20",
-        "--set",
-        "operator.leaseSeconds=10",
-        "--set",
-        "operator.unschedulableSeconds=20",
-        # images the process node never pulls, or pulls slowly (its conventions: see docs/rig.md)
-        "--set",
-        "operator.allowedImages={unpullable.invalid/*,slowpull.invalid/*}",
+        *OPERATOR_VALUES,
+        *chart_image(rig_env),
     )
     yield RELEASE_NAMESPACE
     run_tool(rig_env, "helm", "uninstall", RELEASE, "-n", RELEASE_NAMESPACE, "--wait", "--timeout", "120s")
+
+
+def render(rig_env: dict[str, str], release: str, namespace: str, *values: str) -> list[dict[str, Any]]:
+    """The chart's manifests as ``helm template`` renders them for this release."""
+    out = run_tool(
+        rig_env, "helm", "template", release, str(CHART), "-n", namespace, "--kube-version", "1.36.3", *values
+    ).stdout
+    return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
 def operator_deployment(kube: Client) -> Deployment:
@@ -118,6 +186,16 @@ class CandleSource:
 def candles(kube: Client, namespace: str, rig_env: dict[str, str]) -> Iterator[CandleSource]:
     """A week of hourly candles for two symbols (one with a gap and an invalid candle) in a fresh database,
     and the Secrets a resource in ``namespace`` references: extractor-mysql/dsn, datamanager-mongodb/uri."""
+    with candle_source(kube, namespace, rig_env) as source:
+        yield source
+
+
+@contextmanager
+def candle_source(
+    kube: Client, namespace: str, rig_env: dict[str, str], *, dsn_of: Callable[[str], str] | None = None
+) -> Iterator[CandleSource]:
+    """What the ``candles`` fixture gives, for any namespace; ``dsn_of`` turns the database's admin DSN into
+    the one the Secret holds (another user, say)."""
     server = urlsplit(rig_env["RIG_MYSQL_DSN"])
     database = f"e2e_{uuid.uuid4().hex[:10]}"
     conn = connect(rig_env["RIG_MYSQL_DSN"])
@@ -139,7 +217,7 @@ def candles(kube: Client, namespace: str, rig_env: dict[str, str]) -> Iterator[C
     dsn = urlunsplit(server._replace(path=f"/{database}"))
     mongo = f"e2e_{uuid.uuid4().hex[:10]}"
     for name, key, value in (
-        ("extractor-mysql", "dsn", dsn),
+        ("extractor-mysql", "dsn", dsn_of(database) if dsn_of else dsn),
         ("datamanager-mongodb", "uri", rig_env["RIG_MONGODB_URI"]),
     ):
         kube.create(Secret(metadata=ObjectMeta(name=name), stringData={key: value}), namespace=namespace)
@@ -169,6 +247,14 @@ def resource_manifest(kind: str, name: str, source: CandleSource, **spec: object
         "metadata": {"name": name},
         "spec": base,
     }
+
+
+def finished_run(kube: Client, res: Any, name: str, namespace: str) -> dict[str, Any] | None:
+    """The resource's status once its last run has finished and none is running; None before."""
+    status: dict[str, Any] = as_dict(kube.get(res, name, namespace=namespace)).get("status") or {}
+    last = status.get("lastRun") or {}
+    running = status.get("activeRuns") or status.get("activeRun")
+    return status if last.get("outcome") in ("Succeeded", "Failed") and not running else None
 
 
 def delete_quietly(kube: Client, res: type, name: str, namespace: str) -> None:

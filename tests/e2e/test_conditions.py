@@ -15,7 +15,7 @@ from lightkube.resources.apiextensions_v1 import CustomResourceDefinition
 from lightkube.types import PatchType
 
 from tests.conftest import REPO, wait_for
-from tests.e2e.conftest import CandleSource, _established, resource_manifest, run_tool
+from tests.e2e.conftest import CandleSource, _established, resource_manifest, run_tool, slow_image
 from tests.e2e.test_operator import DataAudit, condition, status_of
 from tests.fixtures.kube import resource
 
@@ -29,7 +29,7 @@ def kubectl(rig_env: dict[str, str], *args: str, stdin: str | None = None, check
 def test_kubectl_wait_after_a_spec_change_waits_for_the_run_of_that_change(
     kube: Client, namespace: str, candles: CandleSource, rig_env: dict[str, str]
 ) -> None:
-    manifest = resource_manifest("DataAudit", "waiter", candles, job={"image": "slowpull.invalid/3/x"})
+    manifest = resource_manifest("DataAudit", "waiter", candles, job={"image": slow_image(rig_env, 3)})
     kubectl(rig_env, "apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(manifest))
     wait = ("wait", "-n", namespace, "--for=condition=Succeeded", "dataaudit/waiter", "--timeout=180s")
     kubectl(rig_env, *wait)
@@ -39,7 +39,7 @@ def test_kubectl_wait_after_a_spec_change_waits_for_the_run_of_that_change(
     changed = copy.deepcopy(manifest)
     spec = changed["spec"]
     assert isinstance(spec, dict)
-    spec.update(window="6d", job={"image": "slowpull.invalid/25/x"})
+    spec.update(window="6d", job={"image": slow_image(rig_env, 25)})
     kubectl(rig_env, "apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(changed))
     kubectl(rig_env, *wait)
     status = status_of(kube, DataAudit, "waiter", namespace)
@@ -48,9 +48,9 @@ def test_kubectl_wait_after_a_spec_change_waits_for_the_run_of_that_change(
 
 
 def test_a_run_in_progress_turns_succeeded_and_failed_unknown(
-    kube: Client, namespace: str, candles: CandleSource
+    kube: Client, namespace: str, candles: CandleSource, rig_env: dict[str, str]
 ) -> None:
-    manifest = resource_manifest("DataAudit", "progress", candles, job={"image": "slowpull.invalid/3/x"})
+    manifest = resource_manifest("DataAudit", "progress", candles, job={"image": slow_image(rig_env, 3)})
     kube.create(DataAudit.from_dict(manifest), namespace=namespace)
     wait_for(lambda: status_of(kube, DataAudit, "progress", namespace).get("lastRun") or {}, 120, "run g1")
     kube.patch(
@@ -58,7 +58,7 @@ def test_a_run_in_progress_turns_succeeded_and_failed_unknown(
         "progress",
         {
             "metadata": {"annotations": {"datamanager.petrosa.io/run-now": "1"}},
-            "spec": {"job": {"image": "slowpull.invalid/30/x"}},
+            "spec": {"job": {"image": slow_image(rig_env, 30)}},
         },
         namespace=namespace,
         patch_type=PatchType.MERGE,

@@ -1,10 +1,11 @@
 # mypy: disable-error-code="union-attr, index"
 # (every field of an API object is Optional; a None where a test expects a value fails it anyway)
-"""Exactly once on the real cluster, counted from the kube-apiserver's audit log (every `create jobs`
-answered 201), never from a watch: a watch can miss a Job created and deleted inside a gap.
+"""Exactly once on the real cluster, counted from the kube-apiserver's audit log (every `create jobs` that
+took effect: see tests/fixtures/audit.py), never from a watch: a watch can miss a Job created and deleted
+inside a gap.
 
-Runs are held active as long as a scenario needs with the process node's `slowpull.invalid/<seconds>/`
-images (the "pull" takes that long, then the real worker runs).
+Runs are held active as long as a scenario needs with the process node's `slowpull.invalid/<seconds>/<image>`
+images (the pull takes that long, then the real worker runs).
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from lightkube.types import PatchType
 
 from tests.conftest import REPO, wait_for
 from tests.e2e.burst import DataAudit, create_many
-from tests.e2e.conftest import RELEASE_NAMESPACE, CandleSource, operator_deployment, resource_manifest
+from tests.e2e.conftest import (
+    RELEASE_NAMESPACE,
+    CandleSource,
+    operator_deployment,
+    resource_manifest,
+    slow_image,
+)
 from tests.fixtures.audit import AuditLog
 from tests.fixtures.kube import as_dict, name_of
 from tests.rig.rig import free_port
@@ -57,10 +64,6 @@ def settled(kube: Client, name: str, namespace: str) -> dict[str, Any] | None:
     """The status once no run is active and at least one has ended."""
     status = status_of(kube, name, namespace)
     return status if status.get("lastRun") and not status.get("activeRuns") else None
-
-
-def slow(seconds: int) -> dict[str, Any]:
-    return {"image": f"slowpull.invalid/{seconds}/datamanager"}
 
 
 def creations(audit: AuditLog, namespace: str, since: int) -> Counter[str]:
@@ -106,10 +109,10 @@ def restart_operator(kube: Client) -> None:
 
 
 def test_a_deleted_job_cancels_its_run_and_is_never_created_again(
-    kube: Client, namespace: str, candles: CandleSource, audit: AuditLog
+    kube: Client, namespace: str, candles: CandleSource, audit: AuditLog, rig_env: dict[str, str]
 ) -> None:
     mark = audit.mark()
-    manifest = resource_manifest("DataAudit", "cancel", candles, job=slow(300))
+    manifest = resource_manifest("DataAudit", "cancel", candles, job={"image": slow_image(rig_env, 300)})
     kube.create(DataAudit.from_dict(manifest), namespace=namespace)
     active = wait_for(lambda: status_of(kube, "cancel", namespace).get("activeRuns"), 60, "the run to start")
     job_name = active[0]["jobName"]
@@ -175,10 +178,10 @@ def test_ttl_zero_and_no_history_lose_no_outcome_across_operator_restarts(
 
 
 def test_a_spec_change_during_a_run_then_an_operator_rollout_starts_no_second_job(
-    kube: Client, namespace: str, candles: CandleSource, audit: AuditLog
+    kube: Client, namespace: str, candles: CandleSource, audit: AuditLog, rig_env: dict[str, str]
 ) -> None:
     mark = audit.mark()
-    manifest = resource_manifest("DataAudit", "rollout", candles, job=slow(40))
+    manifest = resource_manifest("DataAudit", "rollout", candles, job={"image": slow_image(rig_env, 40)})
     kube.create(DataAudit.from_dict(manifest), namespace=namespace)
     wait_for(lambda: status_of(kube, "rollout", namespace).get("activeRuns"), 60, "run g1 to start")
     kube.patch(
@@ -208,10 +211,12 @@ def test_a_spec_change_during_a_run_then_an_operator_rollout_starts_no_second_jo
 
 
 def test_allow_records_every_overlapping_run(
-    kube: Client, namespace: str, candles: CandleSource, audit: AuditLog
+    kube: Client, namespace: str, candles: CandleSource, audit: AuditLog, rig_env: dict[str, str]
 ) -> None:
     mark = audit.mark()
-    manifest = resource_manifest("DataAudit", "overlap", candles, concurrencyPolicy="Allow", job=slow(25))
+    manifest = resource_manifest(
+        "DataAudit", "overlap", candles, concurrencyPolicy="Allow", job={"image": slow_image(rig_env, 25)}
+    )
     kube.create(DataAudit.from_dict(manifest), namespace=namespace)
     wait_for(lambda: status_of(kube, "overlap", namespace).get("activeRuns"), 60, "run g1 to start")
     kube.patch(
@@ -429,7 +434,16 @@ def test_every_run_has_exactly_one_job_whatever_the_cluster_does(
         duplicates = {name: n for name, n in made.items() if n != 1}
         assert not duplicates, f"Jobs created more than once: {duplicates}"
         per_resource = Counter(name.rsplit("-", 2)[0] for name in made)
-        assert set(per_resource) == set(names), "a run was lost"
+        lost = sorted(set(names) - set(per_resource))
+        existing = {name_of(j) for j in kube.list(Job, namespace=namespace)}
+        details = {
+            name: (
+                status_of(kube, name, namespace).get("lastRun"),
+                sorted(j for j in existing if j.startswith(name)),
+            )
+            for name in lost
+        }
+        assert not lost, f"resources without a Job creation in the audit log: {details}"
         assert set(per_resource.values()) == {1}, "a resource got more than one run"
         reasons: Counter[str] = Counter()
         for resource in kube.list(DataAudit, namespace=namespace):

@@ -43,7 +43,14 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("DataAudit", "symbols", ["BTCUSDT", "BTCUSDT"], "Duplicate value"),
     ("DataAudit", "intervals", ["3h"], 'Unsupported value: "3h"'),
     ("DataAudit", "intervals", [], "spec.intervals"),
-    ("DataAudit", "window", "1h", "window must be longer than every interval"),
+    ("DataAudit", "window", "1h", "window 1h is too short for interval 1h: it must be at least 121m"),
+    ("DataAudit", "window", "120m", "window 120m is too short for interval 1h: it must be at least 121m"),
+    (
+        "DataAudit",
+        "intervals",
+        ["1h", "1d"],
+        "window 24h is too short for interval 1d: it must be at least 2881m",
+    ),
     ("DataAudit", "window", "forever", "spec.window"),
     ("DataAudit", "schedule", "every five minutes", "schedule must be a cron expression"),
     ("DataAudit", "schedule", "* * * *", "schedule must be a cron expression"),
@@ -66,7 +73,7 @@ CASES: list[tuple[str, str, Any, str]] = [
     ("DataAudit", "startingDeadlineSeconds", 0, "spec.startingDeadlineSeconds"),
     ("AnalyticsJob", "families", ["volatility", "astrology"], 'Unsupported value: "astrology"'),
     ("AnalyticsJob", "windows.volatility", 1, "spec.windows.volatility"),
-    ("AnalyticsJob", "window", "30m", "window must be longer than every interval"),
+    ("AnalyticsJob", "window", "30m", "window 30m is too short for interval 1h: it must be at least 121m"),
 ]
 
 
@@ -112,3 +119,16 @@ def test_the_documented_samples_are_valid(kube: Client, namespace: str) -> None:
         manifest = yaml.safe_load((REPO / "samples" / name).read_text())
         created = kube.create(res.from_dict(manifest), namespace=namespace)
         assert created.metadata.name == manifest["metadata"]["name"]
+
+
+@pytest.mark.usefixtures("crds")
+def test_the_minimum_window_is_accepted(kube: Client, namespace: str) -> None:
+    """Twice the longest interval plus a minute: the shortest window that always holds a closed candle."""
+    for name, intervals, window in (("one-hour", ["1h"], "121m"), ("one-day", ["1h", "1d"], "2881m")):
+        body = {
+            "apiVersion": "datamanager.petrosa.io/v1alpha1",
+            "kind": "DataAudit",
+            "metadata": {"name": name},
+            "spec": {**VALID, "intervals": intervals, "window": window},
+        }
+        assert kube.create(DataAudit.from_dict(body), namespace=namespace).spec["window"] == window

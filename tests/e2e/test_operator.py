@@ -96,7 +96,8 @@ def test_dataaudit_runs_once_and_reports_health_and_results(
     assert "mysql://" not in literal_values  # credentials only by Secret reference
     assert "mongodb://" not in literal_values
     live = as_dict(kube.get(DataAudit, "audit", namespace=namespace))
-    assert argocd_health(live)["status"] == ("Healthy" if healthy["status"] == "True" else "Degraded")
+    # a low score is Degraded in ArgoCD only for resources that opt in (docs/argocd.md)
+    assert argocd_health(live)["status"] == "Healthy"
     reasons = {
         e.reason for e in kube.list(Event, namespace=namespace, fields={"involvedObject.name": "audit"})
     }

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import uuid
 from typing import Any
@@ -18,17 +19,22 @@ from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.batch_v1 import Job
 from lightkube.resources.core_v1 import ConfigMap, Pod, Secret
 
-from tests.conftest import wait_for
+from tests.conftest import RESTRICTED_CONTAINER_SECURITY, RESTRICTED_POD_SECURITY, wait_for
 from tests.fixtures.kube import name_of, resource
 
 Obj = dict[str, Any]
+# Container mode runs pods from the rig's image (sh, coreutils and python3 are in both of its bases); the
+# process node ignores images. RIG_IMAGE is in the environment through `make` or `source .rig/env`.
+IMAGE = os.environ.get("RIG_IMAGE", "busybox")
 
 
 def job(name: str, command: str, **spec: Any) -> Job:
+    container = {"name": "main", "image": IMAGE, "command": ["sh", "-c", command]}
     template: Obj = {
         "spec": {
             "restartPolicy": "Never",
-            "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", command]}],
+            "containers": [{**container, **RESTRICTED_CONTAINER_SECURITY}],
+            **RESTRICTED_POD_SECURITY,
         }
     }
     return resource(
@@ -115,7 +121,7 @@ def test_indexed_job_runs_each_index_with_its_completion_index(kube: Client, nam
         namespace=namespace,
     )
     assert (
-        wait_for(lambda: job_condition(kube, namespace, "indexed"), 60, "job indexed")["type"] == "Complete"
+        wait_for(lambda: job_condition(kube, namespace, "indexed"), 120, "job indexed")["type"] == "Complete"
     )
     messages = {
         p.status.containerStatuses[0].state.terminated.message for p in pods_of(kube, namespace, "indexed")
@@ -218,12 +224,13 @@ def test_deployment_with_readiness_probe_becomes_available_and_replaces_a_delete
     marker = f"web-{uuid.uuid4().hex[:8]}"
     container = {
         "name": "web",
-        "image": "python",
+        "image": IMAGE,
         # every replica listens on the same port: each pod has its own network namespace and address
         "command": ["python", "-m", "http.server", "8080", "--directory", "/tmp"],
         "env": [{"name": "MARKER", "value": marker}],
         "readinessProbe": {"httpGet": {"path": "/", "port": 8080}, "periodSeconds": 1},
         "livenessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 2},
+        **RESTRICTED_CONTAINER_SECURITY,
     }
     labels: LabelSelector = {"app": "web"}
     kube.create(
@@ -234,7 +241,10 @@ def test_deployment_with_readiness_probe_becomes_available_and_replaces_a_delete
                 "spec": {
                     "replicas": 2,
                     "selector": {"matchLabels": labels},
-                    "template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}},
+                    "template": {
+                        "metadata": {"labels": labels},
+                        "spec": {"containers": [container], **RESTRICTED_POD_SECURITY},
+                    },
                 },
             },
         ),

@@ -56,6 +56,8 @@ def cluster(kind_cluster: Any) -> Any:
             "image.tag=kind-test",
             "--set",
             "image.pullPolicy=Never",
+            "--set",
+            "rbac.watchNamespaces={default}",  # where the test's resources go
         ],
         check=True,
     )

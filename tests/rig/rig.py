@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -522,7 +524,32 @@ def control_plane(rig: Rig) -> list[Component]:
     ]
 
 
-def process_node(rig: Rig) -> list[Component]:
+# The image the process node runs pods from in container mode (`make rig-image` builds it into Podman's
+# storage), tagged per checkout: rigs of several checkouts on one machine each run their own code
+IMAGE = f"localhost/datamanager:rig-{hashlib.sha256(str(REPO).encode()).hexdigest()[:8]}"
+
+
+def node_runtime() -> tuple[str, str]:
+    """("runc", "") when pods can run as containers of the built image, else ("process", why not).
+    RIG_NODE_RUNTIME=process|runc forces one (runc then fails at once where it cannot work)."""
+    wanted = os.environ.get("RIG_NODE_RUNTIME", "auto")
+    if wanted == "process":
+        return "process", "RIG_NODE_RUNTIME=process"
+    missing = [tool for tool in ("runc", "podman") if shutil.which(tool) is None]
+    if missing:
+        reason = f"{' and '.join(missing)} not installed (tests/rig/build.sh container_tools installs them)"
+    elif subprocess.run(["podman", "image", "exists", IMAGE], capture_output=True).returncode != 0:
+        reason = f"no image {IMAGE} in Podman's storage (`make rig-image` builds it)"
+    elif not Path("/sys/fs/cgroup").is_dir():
+        reason = "no cgroup file system at /sys/fs/cgroup"
+    else:
+        return "runc", ""
+    if wanted == "runc":
+        raise RigError(f"RIG_NODE_RUNTIME=runc, but {reason}")
+    return "process", reason
+
+
+def process_node(rig: Rig, runtime: str) -> list[Component]:
     s, p, pki = rig.state, rig.ports, rig.state / "pki"
     p["procnode"] = free_port()
     p["kubelet"] = free_port(rig.node_ip)
@@ -553,6 +580,8 @@ def process_node(rig: Rig) -> list[Component]:
                 str(pki / "procnode.crt"),
                 "--tls-key",
                 str(pki / "procnode.key"),
+                "--runtime",
+                runtime,
             ],
             lambda: http_ok(f"http://127.0.0.1:{p['procnode']}/healthz"),
             # the project's environment first on PATH, so `datamanager ...` runs in pods
@@ -584,7 +613,7 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def write_env(rig: Rig, with_cluster: bool) -> None:
+def write_env(rig: Rig, with_cluster: bool, runtime: tuple[str, str]) -> None:
     p = rig.ports
     lines = {
         "RIG_STATE_DIR": str(rig.state),
@@ -604,6 +633,12 @@ def write_env(rig: Rig, with_cluster: bool) -> None:
         lines["KUBECONFIG"] = str(rig.state / "admin.kubeconfig")
         lines["RIG_AUDIT_LOG"] = str(rig.log("audit"))
         lines["RIG_NODE_NAME"] = NODE_NAME
+        # runc: pods run as containers of RIG_IMAGE; process: as local processes, for the reason given
+        lines["RIG_NODE_RUNTIME"] = runtime[0]
+        if runtime[0] == "runc":
+            lines["RIG_IMAGE"] = IMAGE
+        else:
+            lines["RIG_NODE_RUNTIME_REASON"] = shlex.quote(runtime[1])
         path.insert(0, str(CACHE / f"kubernetes-{versions()['KUBERNETES_VERSION']}" / "bin"))
     body = "".join(f"export {k}={v}\n" for k, v in lines.items())
     body += f'export PATH={":".join(path)}:"$PATH"\n'
@@ -626,8 +661,21 @@ def up(with_cluster: bool) -> int:
     (rig.state / "logs").mkdir()
     rig.save_pids()
     components = services(rig)
+    runtime = ("process", "no cluster")
     if with_cluster:
-        components += control_plane(rig) + process_node(rig)
+        try:
+            runtime = node_runtime()
+        except RigError as exc:
+            print(f"rig: FAILED: {exc}", file=sys.stderr)
+            down()
+            return 1
+        print(
+            "rig: pods run as containers of " + IMAGE
+            if runtime[0] == "runc"
+            else f"rig: pods run as local processes: {runtime[1]}",
+            flush=True,
+        )
+        components += control_plane(rig) + process_node(rig, runtime[0])
     for component in components:
         try:
             rig.start(component)
@@ -639,7 +687,7 @@ def up(with_cluster: bool) -> int:
             )
             down()
             return 1
-    write_env(rig, with_cluster)
+    write_env(rig, with_cluster, runtime)
     print(f"rig: up; state in {rig.state}; `source {ENV_FILE}` to use it")
     return 0
 
@@ -653,9 +701,10 @@ def down() -> int:
     # reverse start order: the node stops its pods before the control plane goes away
     for name, pid in reversed(list(pids.items())):
         stop_group(name, pid)
+    state = Path(recorded["state"])
+    remove_containers(state, recorded.get("bridge", ""))
     if recorded.get("bridge"):
         delete_network(recorded["bridge"])
-    state = Path(recorded["state"])
     if state.name.startswith("datamanager-rig-"):
         shutil.rmtree(state, ignore_errors=True)
     PIDS_FILE.unlink(missing_ok=True)
@@ -688,6 +737,27 @@ def restart(name: str) -> int:
             return 0
     print(f"rig: {name} did not start again: see {rig.log(name)}", file=sys.stderr)
     return 1
+
+
+def remove_containers(state: Path, bridge: str) -> None:
+    """What a node in container mode leaves: runc containers (when it died), the root file systems mounted
+    under the state directory (removing the state through a mount would reach into the image's layers), and
+    its cgroup parent (named after the bridge) in every hierarchy."""
+    runc_root = state / "runc"
+    if runc_root.is_dir() and shutil.which("runc"):
+        listed = subprocess.run(
+            ["runc", "--root", str(runc_root), "list", "-q"], capture_output=True, text=True
+        ).stdout.split()
+        for container in listed:
+            subprocess.run(
+                ["runc", "--root", str(runc_root), "delete", "--force", container], capture_output=True
+            )
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for target in sorted((m for m in mounts if m.startswith(f"{state}/")), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", target], capture_output=True)
+    for parent in Path("/sys/fs/cgroup").glob(f"*/{bridge}") if bridge else []:
+        with contextlib.suppress(OSError):
+            parent.rmdir()
 
 
 def stop_group(name: str, pid: int, grace: float = 15.0) -> None:

@@ -12,6 +12,8 @@ import talib
 from pymongo import DESCENDING, MongoClient
 
 from datamanager.contract import ExitCode
+from tests.fixtures.candles import klines_ddl
+from tests.fixtures.mysql import connect
 from tests.integration.analytics.conftest import CANDLES, SYMBOLS, Seeded, run_analytics
 
 FAMILIES = ("volatility", "volume", "trend", "momentum", "regime")
@@ -120,7 +122,10 @@ def test_shards_split_symbols_and_only_shard_zero_correlates(
 def test_short_window_gives_insufficient_data_with_counts(
     tmp_path: Path, seeded: Seeded, mongodb_uri: str, mongo_database: str, mongo: MongoClient[dict[str, Any]]
 ) -> None:
-    outcome = run_analytics(tmp_path, seeded.mysql_dsn, mongodb_uri, mongo_database, "--window", "40h")
+    # 40 hours of 1h candles (a 1d dataset needs at least 2881m: the window must hold a closed candle)
+    outcome = run_analytics(
+        tmp_path, seeded.mysql_dsn, mongodb_uri, mongo_database, "--intervals", "1h", "--window", "40h"
+    )
     assert outcome.code == ExitCode.OK
     trend = mongo[mongo_database]["analytics"].find_one(
         {"symbol": "BTCUSDT", "interval": "1h", "family": "trend"}
@@ -130,3 +135,50 @@ def test_short_window_gives_insufficient_data_with_counts(
     assert trend["reason"] == "insufficient data: 40 candles, trend needs at least 51"
     problems = {(d["symbol"], d["interval"]): d["problems"] for d in outcome.summary["datasets"]}
     assert "trend: insufficient data: 40 candles, trend needs at least 51" in problems[("BTCUSDT", "1h")]
+
+
+def test_nulls_and_bad_candles_in_a_copy_are_excluded_and_counted_never_a_crash(
+    tmp_path: Path, seeded: Seeded, mongodb_uri: str, mongo_database: str, mongo: MongoClient[dict[str, Any]]
+) -> None:
+    """A NULL trade count crashed reading the candles (int(None), exit 1); a zero close made close-to-close,
+    Yang-Zhang and the regime null for the latest window, however far back it was."""
+    conn = connect(seeded.mysql_dsn)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(klines_ddl("copy_h1", nullable=True))
+            cursor.execute("INSERT INTO copy_h1 SELECT * FROM klines_h1")
+            cursor.execute(
+                "UPDATE copy_h1 SET number_of_trades = NULL WHERE open_time = '2024-07-02 00:00:00'"
+            )
+            btc = "WHERE symbol = 'BTCUSDT' AND open_time"
+            cursor.execute(f"UPDATE copy_h1 SET close_price = 0 {btc} = '2024-07-03 00:00:00'")
+            cursor.execute(f"UPDATE copy_h1 SET high_price = NULL {btc} = '2024-07-04 00:00:00'")
+    finally:
+        conn.close()
+    outcome = run_analytics(
+        tmp_path,
+        seeded.mysql_dsn,
+        mongodb_uri,
+        mongo_database,
+        "--table-prefix",
+        "copy_",
+        "--intervals",
+        "1h",
+    )
+    assert outcome.code == ExitCode.OK, outcome.summary
+    collection = mongo[mongo_database]["analytics"]
+    for family in FAMILIES:
+        document = collection.find_one({"symbol": "BTCUSDT", "interval": "1h", "family": family})
+        assert document is not None
+        assert (document["status"], document["candles"], document["excluded_candles"]) == (
+            "ok",
+            CANDLES - 2,
+            2,
+        )
+        assert None not in document["values"].values(), family
+    clean = collection.find_one({"symbol": "ETHUSDT", "interval": "1h", "family": "volatility"})
+    assert clean is not None
+    assert clean["excluded_candles"] == 0
+    correlation = collection.find_one({"interval": "1h", "family": "correlation"})
+    assert correlation is not None
+    assert correlation["excluded_candles"] == 2

@@ -92,11 +92,15 @@ async def test_the_audit_finds_exactly_the_injected_defects(seeded: str) -> None
     assert "non_positive_price" in rules[at(120)]
     assert "negative_volume" in rules[at(130)]
     assert "low_above_high" in rules[at(90)]
+    assert rules[at(170)] == ("quote_volume_outside_range",)
+    assert rules[at(180)] == ("taker_buy_above_total",)
+    assert rules[at(190)] == ("volume_without_trades",)
     assert [spike.open_time for spike in audit.spikes] == [at(i) for i in BTC_DEFECTS.spikes]
     assert audit.freshness is not None
     assert audit.freshness.stale_candles == 4
     assert audit.freshness.last_open_time == at(COUNT - 5)
-    assert audit.quiet_candles == len(set(BTC_DEFECTS.quiet) - {232, 233})  # less the two in the gap
+    # less the two in the gap, and one more: the candle with a volume but no trades
+    assert audit.quiet_candles == len(set(BTC_DEFECTS.quiet) - {232, 233}) + 1
     assert audit.duplicates == []
 
 

@@ -57,6 +57,8 @@ async def test_every_format_is_counted_exactly_through_nats(nats_url: str, nats_
             types[expect["type"]] += rounds
             for symbol, _ in expect["events"]:
                 symbols[symbol] += rounds
+            if expect.get("bad_elements"):
+                reasons["bad_list_element"] += expect["bad_elements"] * rounds
     assert counters.messages_total == len(payloads)
     assert {k: v for k, v in counters.messages_by_type.items() if v} == dict(types)
     assert {k: v for k, v in counters.malformed_by_reason.items() if v} == dict(reasons)

@@ -2,7 +2,9 @@
 
 Registers a Node, keeps its Lease fresh, and runs every pod bound to it: each container's command + args as
 a process in the pod's own network namespace (its own IP on the rig's bridge), with env, volumes, probes,
-restart policy, termination messages and logs as a kubelet provides them. See tests/rig/README.md.
+restart policy, termination messages and logs as a kubelet provides them. With ``--runtime runc`` (container
+mode) each container runs from its image through runc instead, confined by its security context (oci.py).
+See docs/rig.md.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from lightkube import AsyncClient, KubeConfig
 from .kubelet_api import serve
 from .network import NodeNetwork
 from .node import ProcessNode
+from .oci import ImageStore
 from .pod import NodeContext
 
 
@@ -43,6 +46,12 @@ def parse_args() -> argparse.Namespace:
         default="datamanager",
         help="entrypoint for containers without `command` (the project image's ENTRYPOINT)",
     )
+    p.add_argument(
+        "--runtime",
+        choices=["process", "runc"],
+        default="process",
+        help="process: containers run as local processes; runc: from their images, as containers",
+    )
     p.add_argument("--restart-backoff", type=float, default=1.0, help="first crash-loop delay, doubling")
     p.add_argument("--restart-backoff-cap", type=float, default=30.0)
     return p.parse_args()
@@ -56,14 +65,17 @@ async def main() -> None:
     node_ip = args.cidr.split("/")[0]
     client = AsyncClient(KubeConfig.from_file(args.kubeconfig), field_manager="procnode")
     base_env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/root"),
-        "LANG": "C.UTF-8",
         # no kube-proxy here: pods reach the API server at the node IP directly
         "KUBERNETES_SERVICE_HOST": node_ip,
         "KUBERNETES_SERVICE_PORT": str(args.apiserver_port),
         "KUBERNETES_SERVICE_PORT_HTTPS": str(args.apiserver_port),
     }
+    if args.runtime == "process":  # a container's PATH and HOME come from its image in container mode
+        base_env |= {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": os.environ.get("HOME", "/root"),
+            "LANG": "C.UTF-8",
+        }
     ctx = NodeContext(
         client=client,
         network=NodeNetwork(args.bridge, args.cidr),
@@ -74,6 +86,10 @@ async def main() -> None:
         default_command=[args.default_command] if args.default_command else [],
         restart_base=args.restart_backoff,
         restart_cap=args.restart_backoff_cap,
+        images=ImageStore() if args.runtime == "runc" else None,
+        runc_root=args.root.parent / "runc",
+        # one cgroup parent per rig (its bridge's name is unique), the containers' cgroups under it
+        cgroup_parent=f"/{args.bridge}",
     )
     args.root.mkdir(parents=True, exist_ok=True)
     node = ProcessNode(

@@ -160,6 +160,10 @@ class ContainerProcess:
             self.signal(signal.SIGKILL)
             await self.proc.wait()
 
+    def exec_argv(self, command: list[str]) -> list[str]:
+        """How an exec probe runs ``command`` where the container runs."""
+        return ["ip", "netns", "exec", self.netns, *command]
+
     # ------------------------------------------------------------ probes
 
     def start_probes(self, on_change: Callable[[], None]) -> None:
@@ -218,11 +222,7 @@ class ContainerProcess:
                 return True
             if "exec" in probe:
                 proc = await asyncio.create_subprocess_exec(
-                    "ip",
-                    "netns",
-                    "exec",
-                    self.netns,
-                    *probe["exec"]["command"],
+                    *self.exec_argv(probe["exec"]["command"]),
                     env=self.env,
                     stdout=asyncio.subprocess.DEVNULL,
                     stderr=asyncio.subprocess.DEVNULL,

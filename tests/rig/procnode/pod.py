@@ -19,13 +19,15 @@ from lightkube.resources.core_v1 import Pod
 from .container import ContainerProcess, Exited, backoff, now
 from .materialize import ConfigError, Materializer
 from .network import NodeNetwork, PodNetwork
+from .oci import Image, ImagePullError, ImageStore, Mount, Security, security
+from .runc import RuncContainer
 
 Obj = dict[str, Any]
 log = logging.getLogger("procnode.pod")
 # Images under this registry never pull: lets tests see ErrImagePull/ImagePullBackOff for real.
 UNPULLABLE_REGISTRY = "unpullable.invalid/"
-# slowpull.invalid/<seconds>/...: the "pull" takes that long (ContainerCreating), then the pod runs as usual,
-# so tests can hold a run active for as long as they need
+# slowpull.invalid/<seconds>/<image>: the pull takes that long (ContainerCreating), then <image> runs (any
+# name in process mode), so tests can hold a run active for as long as they need
 SLOW_REGISTRY = "slowpull.invalid/"
 REPORT_ATTEMPTS = 120  # a status update is retried for two minutes while the API server is unreachable
 
@@ -41,6 +43,10 @@ class NodeContext:
     default_command: list[str]
     restart_base: float
     restart_cap: float
+    # container mode: images from this store, containers through runc (None: containers run as processes)
+    images: ImageStore | None = None
+    runc_root: Path = Path("/run/procnode-runc")
+    cgroup_parent: str = "/procnode"
 
 
 class PodWorker:
@@ -101,41 +107,35 @@ class PodWorker:
         await self.report()
         if self.deleting.is_set():
             return
-        for spec in self.pod["spec"]["containers"]:
-            if str(spec.get("image", "")).startswith(UNPULLABLE_REGISTRY):
-                self.states[spec["name"]] = {
-                    "waiting": {
-                        "reason": "ImagePullBackOff",
-                        "message": f'Back-off pulling image "{spec["image"]}"',
-                    }
-                }
-                await self.report()
-                await self.deleting.wait()
-                return
-        pulls = [_pull_seconds(str(spec.get("image", ""))) for spec in self.pod["spec"]["containers"]]
-        if max(pulls) > 0:
-            for spec in self.pod["spec"]["containers"]:
-                self.states[spec["name"]] = {"waiting": {"reason": "ContainerCreating"}}
-            await self.report()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.deleting.wait(), max(pulls))
-            if self.deleting.is_set():
-                return
+        images = await self._pull()
+        if images is None:
+            return
         self.net = await self.ctx.network.create(self.uid)
-        envs = await self._materialize()
+        envs = await self._materialize(images)
         if envs is None:
             return
         for spec in self.pod["spec"]["containers"]:
-            self.containers[spec["name"]] = ContainerProcess(
-                spec=spec,
-                pod_dir=self.dir,
-                netns=self.net.namespace,
-                pod_ip=self.net.address,
-                env=envs[spec["name"]],
-                volumes=self._volume_paths,
-                default_command=self.ctx.default_command,
-                hostname=self.name,
-            )
+            common = {
+                "spec": spec,
+                "pod_dir": self.dir,
+                "netns": self.net.namespace,
+                "pod_ip": self.net.address,
+                "env": envs[spec["name"]],
+                "volumes": self._volume_paths,
+                "default_command": self.ctx.default_command,
+                "hostname": self.name,
+            }
+            if self.ctx.images is None:
+                self.containers[spec["name"]] = ContainerProcess(**common)
+            else:
+                self.containers[spec["name"]] = RuncContainer(
+                    **common,
+                    image=images[spec["name"]],
+                    sec=self._security[spec["name"]],
+                    runc_root=self.ctx.runc_root,
+                    cgroup_parent=self.ctx.cgroup_parent,
+                    extra_mounts=self._pod_files(),
+                )
         self.phase = "Running"
         supervisors = [asyncio.create_task(self._supervise(c)) for c in self.containers.values()]
         deletion = asyncio.create_task(self.deleting.wait())
@@ -153,10 +153,66 @@ class PodWorker:
         reporter.cancel()
         await self.report()
 
-    async def _materialize(self) -> dict[str, dict[str, str]] | None:
-        """Resolves env and volumes, retrying like a kubelet while a Secret or ConfigMap is missing."""
+    async def _pull(self) -> dict[str, Image | None] | None:
+        """Each container's image, retried with backoff like a kubelet's pulls while the node lacks one; the
+        container waits in ImagePullBackOff meanwhile, the last error in the message (the kubelet shows
+        ErrImagePull for the moment of each failed attempt: not reported here, so that what an observer sees
+        does not depend on when it looks). Process mode has no images, except that those under
+        unpullable.invalid/ never pull, and those under slowpull.invalid/<seconds>/ take that long."""
+        slow = max(
+            (_pull_seconds(str(s.get("image", ""))) for s in self.pod["spec"]["containers"]), default=0.0
+        )
+        if slow:
+            for spec in self.pod["spec"]["containers"]:
+                self.states[spec["name"]] = {"waiting": {"reason": "ContainerCreating"}}
+            await self.report()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.deleting.wait(), slow)
+        delay = 1.0
+        while not self.deleting.is_set():
+            images: dict[str, Image | None] = {}
+            try:
+                for spec in self.pod["spec"]["containers"]:
+                    reference = _pulled(str(spec.get("image", "")))
+                    if reference.startswith(UNPULLABLE_REGISTRY):
+                        raise ImagePullError(f'failed to pull image "{reference}": no such registry')
+                    images[spec["name"]] = await self.ctx.images.get(reference) if self.ctx.images else None
+                return images
+            except ImagePullError as exc:
+                failed = next(s for s in self.pod["spec"]["containers"] if s["name"] not in images)
+                self.states[failed["name"]] = {
+                    "waiting": {
+                        "reason": "ImagePullBackOff",
+                        "message": f'Back-off pulling image "{failed.get("image", "")}": ErrImagePull: {exc}',
+                    }
+                }
+                await self.report()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.deleting.wait(), delay)
+            delay = min(delay * 2, 10.0)
+        return None
+
+    def _pod_files(self) -> list[Mount]:
+        """/etc/hosts, /etc/hostname and /etc/resolv.conf, which the kubelet writes for every container."""
+        assert self.net is not None
+        etc = self.dir / "etc"
+        if not etc.exists():
+            etc.mkdir(parents=True)
+            (etc / "hosts").write_text(
+                "# Kubernetes-managed hosts file (procnode).\n127.0.0.1\tlocalhost\n::1\tlocalhost\n"
+                f"{self.net.address}\t{self.name}\n"
+            )
+            (etc / "hostname").write_text(f"{self.name}\n")
+            resolv = Path("/etc/resolv.conf")
+            (etc / "resolv.conf").write_text(resolv.read_text() if resolv.exists() else "")
+        return [Mount(etc / name, f"/etc/{name}", False) for name in ("hosts", "hostname", "resolv.conf")]
+
+    async def _materialize(self, images: dict[str, Image | None]) -> dict[str, dict[str, str]] | None:
+        """Resolves env, volumes and (container mode) the security context, retrying like a kubelet while a
+        Secret or ConfigMap is missing or a container would break its non-root policy."""
         assert self.net is not None
         delay = 1.0
+        self._security: dict[str, Security] = {}
         while not self.deleting.is_set():
             resolver = Materializer(self.ctx.client, self.pod, self.ctx.allocatable)
             resolver.pod_ip, resolver.host_ip = self.net.address, self.ctx.node_ip
@@ -167,6 +223,11 @@ class PodWorker:
                     env = {**self.ctx.base_env, "HOSTNAME": self.name}
                     env.update(await resolver.environment(spec))
                     envs[spec["name"]] = env
+                    image = images[spec["name"]]
+                    if image is not None:
+                        self._security[spec["name"]] = security(self.pod, spec, image)
+                if self.ctx.images is not None:
+                    own_volumes(self.pod, self._volume_paths)
                 return envs
             except ConfigError as exc:
                 for state in self.states.values():
@@ -339,6 +400,26 @@ class PodWorker:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def own_volumes(pod: Obj, paths: dict[str, Path]) -> None:
+    """Volume ownership as the kubelet sets it for a pod with ``fsGroup``: the group owns every file and may
+    read it (an emptyDir is group-writable and setgid); an emptyDir is writable by anyone without it."""
+    fs_group = (pod["spec"].get("securityContext") or {}).get("fsGroup")
+    kinds = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+    for name, root in paths.items():
+        empty_dir = "emptyDir" in kinds.get(name, {})
+        if fs_group is None:
+            if empty_dir:
+                root.chmod(0o777)
+            continue
+        for path in [root, *root.rglob("*")]:
+            os.chown(path, -1, int(fs_group), follow_symlinks=False)
+            mode = path.stat().st_mode
+            if path.is_dir():
+                path.chmod((mode | 0o2070 if empty_dir else mode | 0o2050) & 0o7777)
+            else:
+                path.chmod((mode | (0o060 if empty_dir else 0o040)) & 0o7777)
+
+
 def condition(kind: str, status: bool, reason: str = "") -> Obj:
     result: Obj = {"type": kind, "status": "True" if status else "False", "lastTransitionTime": now()}
     if reason:
@@ -363,3 +444,10 @@ def _pull_seconds(image: str) -> float:
         return 0.0
     seconds = image.removeprefix(SLOW_REGISTRY).split("/", 1)[0]
     return float(seconds) if seconds.replace(".", "", 1).isdigit() else 0.0
+
+
+def _pulled(image: str) -> str:
+    """The image a slow pull ends with: what follows slowpull.invalid/<seconds>/."""
+    if not image.startswith(SLOW_REGISTRY):
+        return image
+    return image.removeprefix(SLOW_REGISTRY).partition("/")[2]

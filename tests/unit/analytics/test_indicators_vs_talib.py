@@ -9,6 +9,7 @@ import talib
 from datamanager_workers.analytics import indicators
 from datamanager_workers.analytics.arrays import F64
 from datamanager_workers.analytics.candles import CandleArrays
+from datamanager_workers.analytics.rolling import rolling_time_slope
 
 RTOL = 1e-6
 
@@ -60,8 +61,10 @@ def test_macd(candles: CandleArrays, fast: int, slow: int, signal: int) -> None:
 
 @pytest.mark.parametrize("period", [5, 50])
 def test_linear_regression_slope(candles: CandleArrays, period: int) -> None:
+    """Against time in intervals: without gaps, TA-Lib's slope against the position."""
+    steps = (candles.open_time - candles.open_time[0]) // 3600
     assert_matches(
-        indicators.linreg_slope(candles.close, period), talib.LINEARREG_SLOPE(candles.close, period)
+        rolling_time_slope(candles.close, steps, period), talib.LINEARREG_SLOPE(candles.close, period)
     )
 
 

@@ -48,8 +48,19 @@ def test_slope_of_a_straight_line() -> None:
 
 def test_rate_of_change() -> None:
     close = np.array([100.0, 110.0, 121.0, 133.1])
-    np.testing.assert_allclose(momentum.rate_of_change(close, 2)[2:], [21.0, 21.0])
-    assert np.isnan(momentum.rate_of_change(close, 2)[:2]).all()
+    hours = 3600 * np.arange(4, dtype=np.int64)
+    np.testing.assert_allclose(momentum.rate_of_change(close, hours, 2, 3600)[2:], [21.0, 21.0])
+    assert np.isnan(momentum.rate_of_change(close, hours, 2, 3600)[:2]).all()
+
+
+def test_rate_of_change_compares_with_the_close_w_intervals_earlier_in_time() -> None:
+    """Across a gap, w candles back is more than w intervals back: the change is taken from the candle w
+    intervals earlier, and is undefined where that candle is missing."""
+    close = np.array([100.0, 110.0, 121.0, 133.1, 146.41])
+    hours = 3600 * np.array([0, 1, 3, 4, 5], dtype=np.int64)  # the candle at 2h is missing
+    roc = momentum.rate_of_change(close, hours, 2, 3600)
+    assert np.isnan(roc[[0, 1, 3]]).all()  # 1h, 2h (missing) before 3h
+    np.testing.assert_allclose(roc[[2, 4]], [100.0 * (121.0 / 110.0 - 1), 100.0 * (146.41 / 121.0 - 1)])
 
 
 def test_momentum_values() -> None:

@@ -17,6 +17,7 @@ from tests.unit.analytics.synthetic import from_prices
 W = 10
 WINDOWS = FamilyWindows(volatility=W)
 HOURLY = math.sqrt(24 * 365)
+DAY = 86_400
 
 
 @pytest.mark.parametrize(
@@ -68,7 +69,7 @@ def test_yang_zhang_with_alternating_overnight_jumps() -> None:
     jumps = g * np.where(np.arange(size) % 2 == 1, 1.0, -1.0)
     jumps[0] = 0.0
     opens = 100.0 * np.exp(np.cumsum(jumps))
-    candles = from_prices(opens, opens * math.exp(r), opens * math.exp(-r), opens)
+    candles = from_prices(opens, opens * math.exp(r), opens * math.exp(-r), opens, step_seconds=DAY)
     out = volatility.series(candles, WINDOWS, Interval.D1)
     rs = 2.0 * r * r
     k = 0.34 / (1.34 + (W + 1) / (W - 1))
@@ -89,7 +90,8 @@ def test_atr_of_constant_range() -> None:
 def test_latest_values_and_parameters() -> None:
     a = 0.01
     close = 100.0 * np.exp(a * (np.arange(41) % 2))
-    result = volatility.compute(from_prices(close, close, close, close), WINDOWS, Interval.D1)
+    daily = from_prices(close, close, close, close, step_seconds=DAY)
+    result = volatility.compute(daily, WINDOWS, Interval.D1)
     assert result.status == "ok"
     assert result.values["close_to_close"] == pytest.approx(a * math.sqrt(W / (W - 1)) * math.sqrt(365))
     assert result.parameters["periods_per_year"] == 365

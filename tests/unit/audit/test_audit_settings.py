@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from datamanager.api import AuditCheck, DataAuditSpec, Interval
+from datamanager.api import AnalyticsJobSpec, AuditCheck, DataAuditSpec, Interval
+from datamanager.api.common import describe_minimum_window
 from datamanager.cli import build_parser
 from datamanager_workers.audit.cli import load_audit_settings
 from datamanager_workers.shared.errors import InvalidConfigError
@@ -183,3 +185,36 @@ def test_a_dsn_never_shows_its_password() -> None:
     dsn = MySqlDsn.parse("mysql://reader:s%40cret@db.example:3307/candles")
     assert (dsn.user, dsn.password, dsn.port, dsn.database) == ("reader", "s@cret", 3307, "candles")
     assert "cret" not in str(dsn) + repr(dsn) + dsn.where
+
+
+@pytest.mark.parametrize("interval", list(Interval))
+def test_the_window_must_hold_a_closed_candle_at_any_time_of_day(interval: Interval) -> None:
+    """Twice the interval plus the 60 s grace is accepted; a minute less is rejected with the minimum."""
+    minimum = describe_minimum_window(interval)
+    assert minimum == f"{2 * interval.seconds // 60 + 1}m"
+    load("--symbols", "BTCUSDT", "--intervals", interval.value, "--window", minimum)
+    shorter = f"{int(minimum[:-1]) - 1}m"
+    with pytest.raises(InvalidConfigError) as caught:
+        load("--symbols", "BTCUSDT", "--intervals", interval.value, "--window", shorter)
+    assert (
+        f"window: Value error, window {shorter} is too short for interval {interval.value}: "
+        f"it must be at least {minimum}"
+    ) in str(caught.value)
+
+
+def test_the_documented_1d_over_24h_example_is_rejected_by_the_cli_with_the_minimum() -> None:
+    """It expected 0 candles at any time of day and scored every dataset 0."""
+    with pytest.raises(
+        InvalidConfigError, match="window 24h is too short for interval 1d: it must be at least 2881m"
+    ):
+        load("--symbols", "BTCUSDT", "--intervals", "1h,1d", "--window", "24h")
+    assert load("--symbols", "BTCUSDT", "--intervals", "1h,1d", "--window", "49h").spec.window == "49h"
+
+
+def test_the_analytics_spec_has_the_same_minimum() -> None:
+    base = {"source": SPEC["source"], "sink": SPEC["sink"], "symbols": ["BTCUSDT"], "intervals": ["4h"]}
+    with pytest.raises(
+        ValidationError, match="window 8h is too short for interval 4h: it must be at least 481m"
+    ):
+        AnalyticsJobSpec.model_validate({**base, "window": "8h"})
+    assert AnalyticsJobSpec.model_validate({**base, "window": "481m"}).window == "481m"

@@ -19,6 +19,7 @@ class Case:
     malformed: str | None  # the reason, for a message that must count as malformed
     type: str | None  # the event type, for a well-formed one
     events: tuple[tuple[str, int | None], ...]
+    bad_elements: int  # elements of a list left out for a missing or bad symbol (bad_list_element)
 
 
 def load_corpus() -> list[Case]:
@@ -32,6 +33,7 @@ def load_corpus() -> list[Case]:
                 malformed=expect.get("malformed"),
                 type=expect.get("type"),
                 events=tuple((symbol, time) for symbol, time in expect.get("events", [])),
+                bad_elements=expect.get("bad_elements", 0),
             )
         )
     return cases

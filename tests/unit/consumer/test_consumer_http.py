@@ -69,6 +69,10 @@ async def test_endpoints_follow_the_counters_and_the_connection() -> None:
     assert samples[("datamanager_consumer_events_total", (("symbol", "BTCUSDT"),))] == 1
     assert samples[("datamanager_consumer_events_total", (("symbol", "other"),))] == 0
     assert 1.0 <= samples[("datamanager_consumer_lag_seconds", (("symbol", "BTCUSDT"),))] < 30
+    assert 1.0 <= samples[("datamanager_consumer_worst_lag_seconds", (("type", "kline"),))] < 30
+    assert [key for key in samples if key[0] == "datamanager_consumer_worst_lag_seconds"] == [
+        ("datamanager_consumer_worst_lag_seconds", (("type", "kline"),))
+    ]  # one series per type with an event time, none for the others
     assert samples[("datamanager_consumer_last_event_timestamp_seconds", (("symbol", "BTCUSDT"),))] == (
         event_ms / 1000
     )

@@ -29,11 +29,20 @@ def parsed(
 def test_corpus_message_parses_as_expected(case: Case) -> None:
     expected = case.malformed if case.malformed is not None else (case.type, case.events)
     assert parsed(case.payload) == expected
+    result = parse(case.payload)
+    assert isinstance(result, str) or result[4] == case.bad_elements
 
 
 def test_corpus_covers_every_reason_that_json_can_express() -> None:
     covered = {case.malformed for case in CORPUS}
-    assert covered >= set(MALFORMED_REASONS) - {"oversized", "not_utf8", "invalid_json", "too_deep"}
+    assert covered >= set(MALFORMED_REASONS) - {
+        "oversized",
+        "not_utf8",
+        "invalid_json",
+        "too_deep",
+        "bad_list_element",  # an element's reason, not a message's: cases with bad_elements cover it
+    }
+    assert any(case.bad_elements for case in CORPUS)
     assert {case.type for case in WELL_FORMED} >= {
         "trade",
         "aggTrade",
@@ -92,7 +101,8 @@ def test_valid_utf8_beyond_ascii_is_accepted() -> None:
 @pytest.mark.parametrize(
     ("stream", "expected_type"),
     [
-        ("btcusdt@depth", "partialDepth"),
+        ("btcusdt@depth", "depthUpdate"),  # the diff stream, spot-shaped or not
+        ("btcusdt@depth@100ms", "depthUpdate"),
         ("btcusdt@depth5@100ms", "partialDepth"),
         ("BTCUSDT@DEPTH20@100MS", "partialDepth"),
         ("btcusdt@kline_1m", "kline"),
@@ -124,7 +134,7 @@ def test_payload_symbol_wins_over_the_stream_prefix() -> None:
 
 def test_a_single_event_carries_no_further_events() -> None:
     payload = json.dumps({"stream": "btcusdt@trade", "data": TRADE}).encode()
-    assert parse(payload) == ("trade", "BTCUSDT", 1720180800123, ())
+    assert parse(payload) == ("trade", "BTCUSDT", 1720180800123, (), 0)
 
 
 def test_every_type_label_is_in_the_bounded_set() -> None:

@@ -49,6 +49,7 @@ def assert_each_counted_once(payloads: list[bytes]) -> None:
         else:
             assert result[0] in EVENT_TYPES
             types[result[0]] += 1
+            reasons["bad_list_element"] += result[4]
             for symbol, event_time in events(result):
                 assert 0 < len(symbol) <= MAX_SYMBOL_LENGTH
                 assert symbol == symbol.upper()
@@ -57,12 +58,15 @@ def assert_each_counted_once(payloads: list[bytes]) -> None:
     for payload, result in [*zip(payloads, results, strict=True)] * 2:
         before = counters.messages_total
         reason = counters.observe(payload)
-        assert reason == (result if isinstance(result, str) else None)
+        if isinstance(result, str):
+            assert reason == result
+        else:
+            assert reason == ("bad_list_element" if result[4] else None)
         assert counters.messages_total == before + 1
     assert counters.messages_total == 2 * len(payloads)
     assert {k: v for k, v in counters.messages_by_type.items() if v} == {k: 2 * n for k, n in types.items()}
     malformed = {k: v for k, v in counters.malformed_by_reason.items() if v}
-    assert malformed == {k: 2 * n for k, n in reasons.items()}
+    assert malformed == {k: 2 * n for k, n in reasons.items() if n}
     assert len(counters.symbols) <= 50
     counted = {name: stats.events for name, stats in counters.buckets() if stats.events}
     kept = {symbol: 2 * n for symbol, n in symbols.items() if symbol in counters.symbols}
@@ -166,11 +170,41 @@ def test_symbol_is_found_wherever_the_format_puts_it(generated: list[tuple[str, 
     expected = tuple((symbol.upper(), event_time) for symbol, _, event_time in generated)
     for (symbol, place, event_time), resolved in zip(generated, expected, strict=True):
         single = {"stream": "x@y", "data": event(symbol, place, event_time)}
-        assert parse(json.dumps(single).encode()) == ("other", *resolved, ())
+        assert parse(json.dumps(single).encode()) == ("other", *resolved, (), 0)
         depth = {"stream": f"{symbol.lower()}@depth20@100ms", "data": {"lastUpdateId": 1, "bids": []}}
-        assert parse(json.dumps(depth).encode()) == ("partialDepth", symbol.upper(), None, ())
+        assert parse(json.dumps(depth).encode()) == ("partialDepth", symbol.upper(), None, (), 0)
     # An all-market list counts every element under its own symbol, in order.
     all_market = {"stream": "!markPrice@arr@1s", "data": [event(*item) for item in generated]}
     all_market_result = parse(json.dumps(all_market).encode())
     assert not isinstance(all_market_result, str)
     assert (all_market_result[0], events(all_market_result)) == ("markPriceUpdate", expected)
+
+
+BAD_SYMBOLS = st.sampled_from([None, "", " ", "BTC USDT", "X" * (MAX_SYMBOL_LENGTH + 1), "a\nb"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(EVENTS, st.lists(st.tuples(st.integers(0, 20), BAD_SYMBOLS), min_size=1, max_size=5))
+def test_bad_elements_of_a_list_never_drop_the_good_ones(
+    generated: list[tuple[str, str, int]], bad: list[tuple[int, str | None]]
+) -> None:
+    """A 300-element !markPrice@arr@1s with one "s": "" counted 0 events: now every good element counts and
+    each bad one is one bad_list_element, wherever it is in the list."""
+    elements: list[dict[str, object]] = [{"e": "markPriceUpdate", **event(*item)} for item in generated]
+    for position, symbol in bad:
+        spoiled: dict[str, object] = {"e": "markPriceUpdate", "E": 1}
+        if symbol is not None:
+            spoiled["s"] = symbol
+        elements.insert(min(position, len(elements)), spoiled)
+    payload = json.dumps({"stream": "!markPrice@arr@1s", "data": elements}).encode()
+    result = parse(payload)
+    assert not isinstance(result, str)
+    expected = tuple((symbol.upper(), event_time) for symbol, _, event_time in generated)
+    assert (result[0], events(result), result[4]) == ("markPriceUpdate", expected, len(bad))
+    counters = Counters()
+    for _ in range(2):  # the second time from the remembered routes of the good elements
+        assert counters.observe(payload) == "bad_list_element"
+    assert counters.messages_by_type["markPriceUpdate"] == 2
+    assert counters.malformed_by_reason["bad_list_element"] == 2 * len(bad)
+    assert counters.events_total == 2 * len(generated)
+    assert counters.messages_total == 2

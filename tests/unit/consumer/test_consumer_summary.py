@@ -31,6 +31,7 @@ def test_each_line_reports_its_own_interval() -> None:
         "malformed_by_reason": {"invalid_json": 1},
         "worst_lag_seconds": 2.0,
         "worst_lag_symbol": "ETHUSDT",
+        "worst_lag_type": "trade",
         "symbols": 2,
         "total_messages": 3,
         "total_malformed": 1,
@@ -46,6 +47,25 @@ def test_each_line_reports_its_own_interval() -> None:
     # ETHUSDT, not heard from since, is not this interval's worst (its lag would be 12 s by now).
     assert (second["worst_lag_seconds"], second["worst_lag_symbol"]) == (0.25, "BTCUSDT")
     assert second["total_messages"] == 4
+
+
+def test_the_worst_lag_is_per_stream_and_bad_list_elements_are_not_messages() -> None:
+    counters = Counters()
+    summary = IntervalSummary(counters, ConnectionState(), now=100.0)
+    counters.observe(trade("BTCUSDT", 99_000))  # BTCUSDT's trades: 11 s behind the line
+    marks = [
+        {"e": "markPriceUpdate", "E": 109_900, "s": "BTCUSDT"},
+        {"e": "markPriceUpdate", "E": 1, "s": ""},
+    ]
+    counters.observe(json.dumps({"stream": "!markPrice@arr@1s", "data": marks}).encode())
+    fields = summary.take(now=110.0)
+    assert (fields["worst_lag_seconds"], fields["worst_lag_symbol"], fields["worst_lag_type"]) == (
+        11.0,
+        "BTCUSDT",
+        "trade",
+    )
+    assert (fields["messages"], fields["malformed"], fields["total_messages"]) == (2, 0, 2)
+    assert fields["malformed_by_reason"] == {"bad_list_element": 1}
 
 
 def test_quiet_interval_has_no_lag() -> None:

@@ -14,7 +14,7 @@ from lightkube.resources.batch_v1 import Job
 
 from datamanager_operator.informer import Store
 from datamanager_operator.leases import lease_name
-from datamanager_operator.model import FINALIZER, Key, as_dict, job_name, label_value
+from datamanager_operator.model import FINALIZER, Key, as_dict, job_name
 from datamanager_operator.settings import OperatorSettings
 from datamanager_operator.views import EPOCH, JobView, PodView, ResourceView, parse_time
 from tests.unit.operator.observed import T0
@@ -38,10 +38,11 @@ def job_body(**meta: Any) -> dict[str, Any]:
                 "datamanager.petrosa.io/resource-uid": "ru",
                 "datamanager.petrosa.io/run-id": "g1",
             },
-            "annotations": {
-                "datamanager.petrosa.io/run-uid": "u1",
-                "datamanager.petrosa.io/resource": "whole.name",
-            },
+            "annotations": {"datamanager.petrosa.io/run-uid": "u1"},
+            "ownerReferences": [
+                {"apiVersion": "v1", "kind": "ConfigMap", "name": "not-it"},
+                {"kind": "DataAudit", "name": "whole.name", "controller": True},
+            ],
             "finalizers": ["batch.kubernetes.io/x", FINALIZER],
             **meta,
         },
@@ -64,7 +65,7 @@ def job_body(**meta: Any) -> dict[str, Any]:
 def test_a_job_view_keeps_what_decisions_read() -> None:
     view = JobView.of(job_body())
     assert (view.namespace, view.name, view.uid, view.version) == ("ns", "j", "ju", 42)
-    assert view.owner == Key("DataAudit", "ns", "whole.name"), "the annotation has the whole name"
+    assert view.owner == Key("DataAudit", "ns", "whole.name"), "from the controller reference"
     assert (view.resource_uid, view.run_id, view.run_uid) == ("ru", "g1", "u1")
     assert (view.finished, view.succeeded, view.reason) == (True, True, "CompletionsReached")
     assert view.completion_time == "2026-11-28T12:05:00Z"
@@ -75,9 +76,12 @@ def test_a_job_view_keeps_what_decisions_read() -> None:
 
 def test_a_job_view_of_an_older_or_foreign_job() -> None:
     body = job_body(
-        deletionTimestamp="2026-11-28T12:06:00Z", finalizers=[], annotations={}, resourceVersion="x"
+        deletionTimestamp="2026-11-28T12:06:00Z",
+        finalizers=[],
+        annotations={},
+        resourceVersion="x",
+        ownerReferences=[{"kind": "DataAudit", "name": "x", "controller": False}],
     )
-    body["metadata"]["labels"]["datamanager.petrosa.io/kind"] = "Other"
     del body["status"]
     view = JobView.of(body)
     assert view.owner is None
@@ -105,10 +109,8 @@ def test_a_job_view_of_an_older_or_foreign_job() -> None:
         "m",
         "lt",
     )
-    labelled = job_body(annotations={})
-    assert JobView.of(labelled).owner == Key("DataAudit", "ns", "cut-name"), (
-        "Jobs of an older operator: the label"
-    )
+    unowned = job_body(ownerReferences=[])
+    assert JobView.of(unowned).owner is None, "a name label alone does not make a Job the resource's"
 
 
 def test_views_of_objects_missing_every_field_hold_empty_values_never_none() -> None:
@@ -310,9 +312,10 @@ def test_a_resource_view_drops_managed_fields_and_keeps_when_a_user_last_changed
 
 
 def job(name: str, version: int, owner: str = "r", namespace: str = "ns") -> JobView:
-    body = job_body(name=name, namespace=namespace, resourceVersion=str(version))
-    body["metadata"]["annotations"]["datamanager.petrosa.io/resource"] = owner
-    return JobView.of(body)
+    reference = {"kind": "DataAudit", "name": owner, "controller": True}
+    return JobView.of(
+        job_body(name=name, namespace=namespace, resourceVersion=str(version), ownerReferences=[reference])
+    )
 
 
 def test_the_store_keeps_the_newest_version_and_indexes_it() -> None:
@@ -393,18 +396,6 @@ def test_a_job_name_is_the_documented_resource_digest_and_run_id() -> None:
     assert len(cut) == 60, "a long name keeps as much of itself as fits"
     at_a_dot = job_name("a" * 47 + ".eu-west-1", uid, "g1")  # the cut falls right after the dot
     assert at_a_dot == "a" * 47 + "-d121aa3b-g1", "the three parts stay apart by one dash"
-
-
-@pytest.mark.parametrize("name", ["a", "a" * 63, "a" * 64, "b." * 126 + "c", "x-" * 40])
-def test_label_values_fit(name: str) -> None:
-    value = label_value(name)
-    assert len(value) <= 63
-    assert LABEL_VALUE.match(value), value
-    assert (value == name) == (len(name) <= 63)
-
-
-def test_a_cut_label_value_keeps_54_characters_and_a_digest() -> None:
-    assert label_value("a" * 64) == "a" * 54 + "-ffe054fe"
 
 
 def test_lease_names_are_bounded_and_distinct() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from datamanager.api.analyticsjob import FamilyWindows, MetricFamily
+from datamanager.api.analyticsjob import AnalyticsJobSpec, FamilyWindows, MetricFamily
 from datamanager.api.common import Interval
 from datamanager_workers.analytics import momentum, regime, trend, volatility, volume
 from datamanager_workers.analytics.arrays import F64
@@ -30,3 +30,12 @@ SERIES: dict[MetricFamily, Series] = {
     MetricFamily.MOMENTUM: momentum.series,
     MetricFamily.REGIME: regime.series,
 }
+
+
+def compute(
+    family: MetricFamily, c: CandleArrays, spec: AnalyticsJobSpec, interval: Interval
+) -> FamilyResult:
+    """One family's result as the spec configures it (the regime's thresholds come from ``spec.regime``)."""
+    if family is MetricFamily.REGIME:
+        return regime.compute(c, spec.windows, interval, spec.regime)
+    return COMPUTE[family](c, spec.windows, interval)

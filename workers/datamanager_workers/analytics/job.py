@@ -20,7 +20,7 @@ from datamanager.api.common import Interval
 from datamanager.contract import ResultsLocation, RunSummary
 from datamanager_workers.analytics import correlation, results
 from datamanager_workers.analytics.candles import CandleArrays
-from datamanager_workers.analytics.families import COMPUTE
+from datamanager_workers.analytics.families import COMPUTE, compute
 from datamanager_workers.analytics.model import FamilyResult
 from datamanager_workers.shared.settings import WorkerSettings
 from datamanager_workers.shared.sink import ResultSink, RetentionMode
@@ -61,21 +61,23 @@ async def _interval_results(
     families = [family for family in dict.fromkeys(spec.families) if family in COMPUTE]
     out: list[results.DatasetResult] = []
     closes: dict[str, correlation.Closes] = {}
+    bad = 0  # bad candles left out of the correlation's closes
     for symbol in spec.symbols if correlate else settings.symbols:
         rows = await source.fetch_candles(table, symbol, *window) if exists else []
-        candles = CandleArrays.from_candles(rows)
+        candles, excluded = CandleArrays.from_candles(rows).without_bad()
         if correlate:
             closes[symbol] = correlation.Closes(candles.open_time, candles.close)
+            bad += excluded
         if symbol not in mine:
             continue
         first, last = _span(candles)
         for family in families:
-            result = COMPUTE[family](candles, spec.windows, interval)
+            result = dataclasses.replace(compute(family, candles, spec, interval), excluded=excluded)
             if not exists:
                 result = _missing_table(result, table)
             out.append(results.DatasetResult(symbol, interval, result, first, last))
     if correlate:
-        result = correlation.compute(closes, spec.windows, interval)
+        result = dataclasses.replace(correlation.compute(closes, spec.windows, interval), excluded=bad)
         if not exists:
             result = _missing_table(result, table)
         out.append(results.DatasetResult(None, interval, result, None, None))

@@ -37,6 +37,7 @@ class FamilyResult:
     required: int  # candles the family needs before it reports a number
     values: dict[str, Value] = field(default_factory=dict)
     reason: str | None = None  # why there are no values
+    excluded: int = 0  # bad candles left out before computing (see candles.py); ``candles`` counts the rest
 
     @property
     def status(self) -> str:
@@ -61,8 +62,8 @@ def evaluate(
             required,
             reason=f"insufficient data: {candles} candles, {family.value} needs at least {required}",
         )
-    # Invalid candles (a zero price, say) yield inf or NaN, reported as null below; the audit job reports the
-    # candles themselves, so numpy's warnings would only repeat it in the log.
+    # Bad candles are excluded before (candles.py); what is still undefined (a ratio over a silent window)
+    # yields NaN, reported as null below, so numpy's warnings would only repeat it in the log.
     with np.errstate(divide="ignore", invalid="ignore"):
         computed = values()
     return FamilyResult(family, window, parameters, candles, required, computed)

@@ -81,6 +81,7 @@ def document(run: AnalyticsRun, item: DatasetResult) -> dict[str, Any]:
         "status": result.status,
         "reason": result.reason,
         "candles": result.candles,
+        "excluded_candles": result.excluded,
         "required": result.required,
         "values": result.values,
         "first_open_time": item.first_open_time,

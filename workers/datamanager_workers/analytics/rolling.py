@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from datamanager_workers.analytics.arrays import F64
+from datamanager_workers.analytics.arrays import F64, I64
 
 
 def _blocks(x: F64, window: int) -> tuple[F64, int]:
@@ -101,4 +101,34 @@ def rolling_slope(y: F64, window: int) -> F64:
     centre = (window - 1) / 2.0
     denominator = window * (window * window - 1) / 12.0
     out[window - 1 :] = (weighted - centre * total) / denominator
+    return out
+
+
+# Windows with a gap are computed one by one, this many values at a time, to bound the memory they take.
+_CHUNK_VALUES = 1 << 20
+
+
+def rolling_time_slope(y: F64, steps: I64, window: int) -> F64:
+    """Least-squares slope of ``y`` against time per trailing window of ``window`` values, in units of y per
+    interval; ``steps`` is each value's time in intervals (ascending integers).
+
+    Where a window's values are consecutive in time this is ``rolling_slope``. A window that spans a gap is
+    regressed on its values' times directly, centred on its own means (two passes, no cancellation); there
+    are as many such windows as gaps times the window at most.
+    """
+    out = rolling_slope(y, window)
+    if y.size < window:
+        return out
+    ends = np.arange(window - 1, y.size)
+    spanning = ends[steps[ends] - steps[ends - window + 1] != window - 1]
+    if spanning.size == 0:
+        return out
+    times = np.lib.stride_tricks.sliding_window_view(steps.astype(np.float64), window)
+    values = np.lib.stride_tricks.sliding_window_view(y, window)
+    per_chunk = max(1, _CHUNK_VALUES // window)
+    for first in range(0, spanning.size, per_chunk):
+        chosen = spanning[first : first + per_chunk] - (window - 1)
+        x = times[chosen] - times[chosen].mean(axis=1, keepdims=True)
+        v = values[chosen] - values[chosen].mean(axis=1, keepdims=True)
+        out[chosen + window - 1] = np.einsum("ij,ij->i", x, v) / np.einsum("ij,ij->i", x, x)
     return out

@@ -4,9 +4,11 @@
   ``golden_cross`` / ``death_cross`` when the fast average crossed above / below the slow one on that
   candle, otherwise ``above`` / ``below`` (``equal`` when they coincide), with the candles since the last
   cross.
-- slope: least-squares slope of the close over the trailing ``w`` candles, in price per candle, and as a
-  percentage of the window's mean close per candle (comparable across symbols).
-- ADX, +DI, -DI: Wilder, period 14.
+- slope: least-squares slope of the close against time over the trailing ``w`` candles, in price per
+  interval, and as a percentage of the window's mean close per interval (comparable across symbols). Across
+  a gap the candles keep their times, so a missing hour is not read as no time passing.
+- ADX, +DI, -DI: Wilder, period 14, over the directional movements and true ranges between adjacent candles
+  (``gaps``).
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from datamanager.api.analyticsjob import FamilyWindows, MetricFamily
 from datamanager.api.common import Interval
 from datamanager_workers.analytics.arrays import F64
 from datamanager_workers.analytics.candles import CandleArrays
-from datamanager_workers.analytics.indicators import directional, ema, linreg_slope, sma
+from datamanager_workers.analytics.gaps import adjacent
+from datamanager_workers.analytics.indicators import directional, ema, sma
 from datamanager_workers.analytics.model import FamilyResult, Value, evaluate, last
-from datamanager_workers.analytics.rolling import rolling_mean
+from datamanager_workers.analytics.rolling import rolling_mean, rolling_time_slope
 
 FAMILY = MetricFamily.TREND
 FAST = 20
@@ -37,8 +40,9 @@ def parameters(windows: FamilyWindows, interval: Interval) -> dict[str, Value]:
 
 
 def series(c: CandleArrays, windows: FamilyWindows, interval: Interval) -> dict[str, F64]:
-    slope = linreg_slope(c.close, windows.trend)
-    movement = directional(c.high, c.low, c.close, ADX_PERIOD)
+    steps = (c.open_time - (c.open_time[0] if c.size else 0)) // interval.seconds
+    slope = rolling_time_slope(c.close, steps, windows.trend)
+    movement = directional(c.high, c.low, c.close, ADX_PERIOD, adjacent(c.open_time, interval.seconds))
     sma_fast, sma_slow = sma(c.close, FAST), sma(c.close, SLOW)
     ema_fast, ema_slow = ema(c.close, FAST), ema(c.close, SLOW)
     return {

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from datamanager_workers.audit.findings import DatasetAudit
+from datamanager_workers.shared.urls import nats_login, shown
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +44,19 @@ async def publish(url: str, subject: str, requests: Sequence[dict[str, Any]], wa
     import nats
 
     try:
+        login = nats_login([url])
         client = await nats.connect(
-            url, connect_timeout=wait, max_reconnect_attempts=0, allow_reconnect=False
+            login.servers,
+            user=login.user,
+            password=login.password,
+            token=login.token,
+            connect_timeout=wait,
+            max_reconnect_attempts=0,
+            allow_reconnect=False,
         )
     except Exception as exc:  # nats-py raises plain OSError, TimeoutError or its own errors: all mean "down"
         log.warning(
-            "backfill requests not sent: NATS at %s is unavailable: %s", url, exc or type(exc).__name__
+            "backfill requests not sent: NATS at %s is unavailable: %s", shown(url), exc or type(exc).__name__
         )
         return 0
     try:

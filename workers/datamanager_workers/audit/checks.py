@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from datamanager.api import AuditCheck, DataAuditSpec, Interval
+from datamanager.api.common import describe_minimum_window
 from datamanager_workers.audit import queries
 from datamanager_workers.audit.findings import (
     OHLC_RULES,
@@ -57,6 +58,17 @@ async def audit_table(
     }
     if not symbols:
         return []
+    if window.expected == 0:
+        # Only a window shorter than the API's minimum gets here (at some times of day): judging a dataset
+        # that should hold nothing would score an empty window as a dead feed.
+        for audit in audits.values():
+            audit.status = DatasetStatus.NOT_SCOREABLE
+            minimum = describe_minimum_window(interval)
+            audit.message = (
+                f"the {window.length_text} window ending {window.end:%Y-%m-%dT%H:%M:%SZ} expects no closed "
+                f"{interval.value} candle: a window of at least {minimum} always does"
+            )
+        return list(audits.values())
     if not await source.table_exists(table):
         for audit in audits.values():
             audit.status = DatasetStatus.MISSING_TABLE
@@ -64,7 +76,7 @@ async def audit_table(
             audit.missing_candles = window.expected
         return list(audits.values())
 
-    run = _TableQueries(source, spec, audits, quote(table), interval, window)
+    run = _TableQueries(source, spec, audits, table, interval, window)
     run.hint = await index_hint(source, table, interval.seconds, len(symbols), run.params)
     wanted: list[Coroutine[Any, Any, None]] = []
     if AuditCheck.SPIKES in checks:
@@ -76,6 +88,7 @@ async def audit_table(
 
     for audit in audits.values():
         audit.present = run.on_grid.get(audit.symbol, 0) - run.copies_on_grid.get(audit.symbol, 0)
+        audit.copies = run.copies.get(audit.symbol, 0)
         last = run.last_open.get(audit.symbol)
         if AuditCheck.FRESHNESS in checks:
             stale = (
@@ -94,6 +107,10 @@ async def audit_table(
                 audit.message = (
                     f"no candles for {audit.symbol} in {table} in the window; the last opened {opened}"
                 )
+            if AuditCheck.GAPS in checks:
+                # The largest gap there is: listed, so that it gets a backfill request like any other.
+                audit.gaps = [Gap("entire", window.first_expected, window.last_expected, window.expected)]
+                audit.gap_count = 1
         elif AuditCheck.GAPS in checks:
             run.add_edge_gaps(audit)
     return list(audits.values())
@@ -145,7 +162,8 @@ class _TableQueries:
         self.source = source
         self.spec = spec
         self.audits = audits
-        self.table = table
+        self.name = table
+        self.table = quote(table)
         self.step = interval.seconds
         self.window = window
         self.count = len(audits)
@@ -158,6 +176,7 @@ class _TableQueries:
         self.last_open: dict[str, datetime] = {}
         self.on_grid: dict[str, int] = {}  # rows on the interval's grid, copies included
         self.copies_on_grid: dict[str, int] = {}  # of which extra copies of an open time
+        self.copies: dict[str, int] = {}  # extra copies of an open time, on the grid or off it
 
     def _audit(self, symbol: str) -> DatasetAudit | None:
         # MySQL compares symbols without regard to case; the spec's are upper case.
@@ -182,7 +201,11 @@ class _TableQueries:
     async def violations(self) -> None:
         for clean in self.audits.values():
             clean.rule_counts = dict.fromkeys(OHLC_RULES, 0)
-        sql = queries.violations(self.table, self.step, self.count, self.spec.max_findings, self.hint)
+        found = {row[0] for row in await self.source.fetch_all(queries.NULLABLE_COLUMNS, (self.name,))}
+        nullable = [column for column in queries.RULE_COLUMNS if column in found]
+        sql = queries.violations(
+            self.table, self.step, self.count, self.spec.max_findings, self.hint, nullable
+        )
         for row in await self.source.fetch_all(sql, self.params):
             audit = self._audit(row[0])
             if audit is not None:
@@ -201,6 +224,7 @@ class _TableQueries:
             if audit is None:
                 continue
             self.copies_on_grid[audit.symbol] = int(on_grid)
+            self.copies[audit.symbol] = int(copies)
             moment = to_utc(open_time)
             if list_copies:
                 audit.duplicate_times, audit.duplicate_rows = int(copied), int(copies)
@@ -225,10 +249,13 @@ class _TableQueries:
             limit=self.spec.max_findings,
             hint=self.hint,
         )
-        for symbol, open_time, close, r, threshold, total in await self.source.fetch_all(sql, self.params):
+        for row in await self.source.fetch_all(sql, self.params):
+            symbol, open_time, close, kind, value, mean, threshold, total = row
             audit = self._audit(symbol)
             if audit is not None:
-                audit.spikes.append(Spike(to_utc(open_time), float(r), float(threshold), close=close))
+                audit.spikes.append(
+                    Spike(to_utc(open_time), kind, float(value), float(mean), float(threshold), close=close)
+                )
                 audit.spike_count = int(total)
 
     def add_edge_gaps(self, audit: DatasetAudit) -> None:

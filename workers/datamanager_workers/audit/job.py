@@ -14,7 +14,7 @@ from datamanager.contract import ResultsLocation, RunSummary
 from datamanager_workers.audit import backfill, report
 from datamanager_workers.audit.checks import audit_table
 from datamanager_workers.audit.findings import AuditWindow, DatasetAudit
-from datamanager_workers.audit.scoring import display, overall_score, score_dataset
+from datamanager_workers.audit.scoring import overall_score, score_dataset
 from datamanager_workers.shared.settings import WorkerSettings
 from datamanager_workers.shared.sink import ResultSink, RetentionMode
 from datamanager_workers.shared.source import CandleSource, MySqlDsn
@@ -109,8 +109,8 @@ async def run_audit(settings: WorkerSettings[DataAuditSpec], options: AuditOptio
         "audit %s%s finished: health %s (%s), %d documents in %s.%s, retention by %s",
         settings.run_id,
         where,
-        display(run.overall),
-        run.level.value,
+        result.health_score,
+        result.level or "nothing scoreable",
         written,
         spec.sink.database,
         collection,

@@ -54,20 +54,24 @@ class AuditRun:
     started_at: datetime
     finished_at: datetime
     datasets: list[ScoredDataset]
-    overall: float
+    overall: float | None  # None: no dataset was scoreable
 
     @property
-    def level(self) -> Level:
-        return level_of(self.overall, self.settings.spec.thresholds)
+    def level(self) -> Level | None:
+        return None if self.overall is None else level_of(self.overall, self.settings.spec.thresholds)
 
     @property
     def shard_label(self) -> str | None:
         return self.settings.shard.label if self.settings.shard else None
 
     def worst_first(self) -> list[ScoredDataset]:
-        return sorted(
-            self.datasets, key=lambda item: (item.score.score, item.audit.symbol, item.audit.interval)
-        )
+        """Scored datasets worst first, then the ones that are not scoreable."""
+
+        def key(item: ScoredDataset) -> tuple[bool, float, str, str]:
+            score = item.score.score
+            return (score is None, score or 0.0, item.audit.symbol, item.audit.interval)
+
+        return sorted(self.datasets, key=key)
 
 
 def counts(datasets: Sequence[ScoredDataset]) -> dict[str, int]:
@@ -77,6 +81,7 @@ def counts(datasets: Sequence[ScoredDataset]) -> dict[str, int]:
     result.update({level.value: sum(1 for item in datasets if item.score.level is level) for level in Level})
     result["missingTables"] = sum(1 for a in audits if a.status is DatasetStatus.MISSING_TABLE)
     result["emptyDatasets"] = sum(1 for a in audits if a.status is DatasetStatus.NO_DATA)
+    result["notScoreable"] = sum(1 for a in audits if a.status is DatasetStatus.NOT_SCOREABLE)
     result["gaps"] = sum(a.gap_count for a in audits)
     result["missingCandles"] = sum(a.missing_candles for a in audits)
     result["duplicateRows"] = sum(a.duplicate_rows for a in audits)
@@ -138,7 +143,7 @@ def documents(run: AuditRun) -> list[dict[str, Any]]:
         "spec": settings.spec.model_dump(mode="json", by_alias=True),
         "symbols": settings.symbols,
         "health_score": run.overall,
-        "level": run.level.value,
+        "level": None if run.level is None else run.level.value,
         "counts": counts(run.datasets),
     }
     docs: list[dict[str, Any]] = [run_doc]
@@ -162,7 +167,7 @@ def documents(run: AuditRun) -> list[dict[str, Any]]:
                     "last_expected": audit.window.last_expected,
                 },
                 "health_score": score.score,
-                "level": score.level.value,
+                "level": None if score.level is None else score.level.value,
                 "subscores": score.subscores,
                 "totals": {
                     "expected": audit.window.expected,
@@ -192,13 +197,15 @@ def summary(run: AuditRun, location: ResultsLocation) -> RunSummary:
     shard = settings.shard
     totals = counts(run.datasets)
     worst = run.worst_first()[:SUMMARY_DATASETS]
+    overall = None if run.overall is None else display(run.overall)
+    level = None if run.level is None else run.level.value
     return RunSummary(
         job="audit",
         outcome="Succeeded",
         exit_code=int(ExitCode.OK),
         reason="Completed",
         message=(
-            f"audited {totals['datasets']} datasets: health {display(run.overall)} ({run.level.value}); "
+            f"audited {totals['datasets']} datasets: health {overall} ({level or 'nothing scoreable'}); "
             f"{totals['gaps']} gaps, {totals['duplicateRows']} duplicate rows, {totals['invalidRows']} "
             f"invalid rows, {totals['spikes']} spikes, {totals['staleDatasets']} stale datasets"
         ),
@@ -208,15 +215,15 @@ def summary(run: AuditRun, location: ResultsLocation) -> RunSummary:
         finished_at=run.finished_at,
         shard=ShardRef(index=shard.index, count=shard.count) if shard else None,
         results=location,
-        health_score=display(run.overall),
-        level=run.level.value,
+        health_score=overall,
+        level=level,
         counts=totals,
         datasets=[
             DatasetSummary(
                 symbol=item.audit.symbol,
                 interval=item.audit.interval.value,
-                score=display(item.score.score),
-                level=item.score.level.value,
+                score=None if item.score.score is None else display(item.score.score),
+                level=None if item.score.level is None else item.score.level.value,
                 problems=problems(item.audit),
             )
             for item in worst

@@ -22,6 +22,7 @@ from typing import Final, NamedTuple
 import msgspec
 
 from datamanager_workers.consumer.parsing import (
+    BAD_LIST_ELEMENT,
     DEFAULT_MAX_PAYLOAD_BYTES,
     EVENT_TYPES,
     MALFORMED_REASONS,
@@ -104,12 +105,14 @@ class Counters:
         self._extra_list_events: dict[str, int] = dict.fromkeys(EVENT_TYPES, 0)
 
     def observe(self, payload: bytes) -> str | None:
-        """Count one message; return why it is malformed, if so."""
+        """Count one message; return why it is malformed, or ``bad_list_element`` when it is a list counted
+        without some of its elements, if so."""
         malformed = self.observe_all((payload,))
         return malformed[0][0] if malformed else None
 
     def observe_all(self, payloads: Collection[bytes]) -> list[tuple[str, bytes]]:
-        """Count messages; return the malformed ones, each with why.
+        """Count messages; return the malformed ones, and the lists counted without some of their elements,
+        each with why.
 
         Counting a batch in one loop keeps this code and the decoder's hot in the CPU's caches, which
         counting each message between the NATS client's own steps does not: about 1 us of CPU per message
@@ -128,9 +131,12 @@ class Counters:
                 else:
                     data = envelope.data
                     if isinstance(data, Event):
-                        # A single event whose symbol is in `s`, or nowhere but the stream name: these three
-                        # fields decide everything parse_envelope() would conclude about it.
-                        if data.symbol is not None or data.kline is data.order is data.pair is None:
+                        # A single event whose symbol is in `s`, or nowhere but the stream name, and that
+                        # names no contract type: these three fields decide everything parse_envelope()
+                        # would conclude about it.
+                        if (
+                            data.symbol is not None or data.kline is data.order is data.pair is None
+                        ) and data.contract_type is None:
                             route = (envelope.stream, data.event_type, data.symbol)
                             cell = routes.get(route)
                             if cell is not None:
@@ -155,7 +161,12 @@ class Counters:
         for element in elements:
             cell = routes.get((stream, element.event_type, element.symbol))
             # Without `s`, an element's symbol may be nested (k.s, o.s, ps): the route does not decide it.
-            if cell is None or element.symbol is None or (cells and cell.kind is not cells[0].kind):
+            if (
+                cell is None
+                or element.symbol is None
+                or element.contract_type is not None
+                or (cells and cell.kind is not cells[0].kind)
+            ):
                 return False
             cells.append(cell)
         for cell, element in zip(cells, elements, strict=True):
@@ -178,20 +189,30 @@ class Counters:
         """Remember the cell of each element of a list, resolved as the single event it would be alone."""
         for element in elements:
             route = (stream, element.event_type, element.symbol)
-            if element.symbol is None or route in self._routes or len(self._routes) >= ROUTE_LIMIT:
+            if (
+                element.symbol is None
+                or element.contract_type is not None
+                or route in self._routes
+                or len(self._routes) >= ROUTE_LIMIT
+            ):
                 continue
             alone = parse_envelope(Envelope(stream, element))
             if not isinstance(alone, str):
                 self._routes[route] = self._cell(alone[0], alone[1])
 
     def _count(self, result: Parsed | str) -> str | None:
+        """Count a parsed message; return why it is malformed, or ``BAD_LIST_ELEMENT`` for a list counted
+        without some of its elements."""
         if isinstance(result, str):
             self.malformed_by_reason[result] += 1
             return result
-        kind, first_symbol, first_time, rest = result
+        kind, first_symbol, first_time, rest, bad_elements = result
         for symbol, event_time in ((first_symbol, first_time), *rest):
             self._cell(kind, symbol).add(event_time)
         self._extra_list_events[kind] += len(rest)
+        if bad_elements:
+            self.malformed_by_reason[BAD_LIST_ELEMENT] += bad_elements
+            return BAD_LIST_ELEMENT
         return None
 
     def _cell(self, kind: str, symbol: str) -> Cell:
@@ -216,12 +237,19 @@ class Counters:
 
     @property
     def messages_total(self) -> int:
-        """Every message received: each is counted exactly once, under its type or its malformed reason."""
-        return sum(self.messages_by_type.values()) + self.malformed_total
+        """Every message received: each is counted exactly once, under its type or its malformed reason
+        (``bad_list_element`` counts elements of lists that are counted under their type)."""
+        return sum(self.messages_by_type.values()) + self.malformed_messages
 
     @property
     def malformed_total(self) -> int:
+        """Malformed messages, and elements left out of lists (``bad_list_element``)."""
         return sum(self.malformed_by_reason.values())
+
+    @property
+    def malformed_messages(self) -> int:
+        """Malformed messages: every reason but ``bad_list_element``."""
+        return self.malformed_total - self.malformed_by_reason[BAD_LIST_ELEMENT]
 
     @property
     def events_total(self) -> int:
@@ -250,16 +278,50 @@ class Counters:
             last = newest[name]
             yield name, SymbolStats(events[name], None if last < 0 else last)
 
+    def cells(self) -> Iterator[tuple[str, str, SymbolStats]]:
+        """(event type, symbol bucket, what it counted) for every pair that counted an event."""
+        for (kind, symbol), cell in self._cells.items():
+            if cell.events:
+                yield (
+                    kind,
+                    symbol,
+                    SymbolStats(cell.events, None if cell.last_event_ms < 0 else cell.last_event_ms),
+                )
+
+    def worst_lag_by_type(self, now: float) -> dict[str, tuple[float, str]]:
+        """Per event type whose events carry an event time: the worst lag over its symbol buckets (``now``
+        minus the oldest of their newest event times) and that bucket. A stalled stream of one type shows
+        here however live the symbol's other streams are; one series per type, so it stays bounded."""
+        oldest: dict[str, tuple[int, str]] = {}
+        for kind, symbol, stats in self.cells():
+            if stats.last_event_ms is not None and (stats.last_event_ms, symbol) < oldest.get(
+                kind, (2**63, "")
+            ):
+                oldest[kind] = (stats.last_event_ms, symbol)
+        return {kind: (now - ms / 1000, symbol) for kind, (ms, symbol) in sorted(oldest.items())}
+
     def snapshot(self, now: float | None = None) -> dict[str, object]:
         """The counters as a JSON-ready document (the body of ``/stats``); lags are taken at ``now``."""
         now = time.time() if now is None else now
         by_type = self.messages_by_type
         malformed = self.malformed_total
         buckets = list(self.buckets())
+        symbols: dict[str, dict[str, object]] = {
+            name: {**stats.as_dict(now), "types": {}} for name, stats in buckets
+        }
+        for kind, symbol, stats in sorted(self.cells()):
+            types = symbols[symbol]["types"]
+            assert isinstance(types, dict)
+            types[kind] = stats.as_dict(now)
+        worst = self.worst_lag_by_type(now)
         return {
-            "messages": {"total": sum(by_type.values()) + malformed, "by_type": by_type},
+            "messages": {"total": sum(by_type.values()) + self.malformed_messages, "by_type": by_type},
             "malformed": {"total": malformed, "by_reason": dict(self.malformed_by_reason)},
             "events": sum(stats.events for _, stats in buckets),
             "bytes": self.bytes_total,
-            "symbols": {name: stats.as_dict(now) for name, stats in buckets},
+            "worst_lag_by_type": {
+                kind: {"lag_seconds": round(lag, 3), "symbol": symbol}
+                for kind, (lag, symbol) in worst.items()
+            },
+            "symbols": symbols,
         }

@@ -65,6 +65,14 @@ class ConsumerCollector(Collector):
             if symbol_lag is not None:
                 lag.add_metric([symbol], symbol_lag)
         yield from (events, last_event, lag)
+        worst = GaugeMetricFamily(
+            f"{PREFIX}_worst_lag_seconds",
+            "Per event type: scrape time minus the newest event time E, worst over symbols.",
+            labels=["type"],
+        )
+        for kind, (type_lag, _) in counters.worst_lag_by_type(now).items():
+            worst.add_metric([kind], type_lag)
+        yield worst
         yield GaugeMetricFamily(
             f"{PREFIX}_nats_connected", "1 while connected to NATS.", value=int(state.connected)
         )

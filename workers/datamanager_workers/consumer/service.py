@@ -24,6 +24,7 @@ from datamanager_workers.consumer.counters import Counters
 from datamanager_workers.consumer.settings import Settings, redact
 from datamanager_workers.consumer.state import ConnectionState
 from datamanager_workers.logs import OncePerInterval
+from datamanager_workers.shared.urls import nats_login
 
 log = logging.getLogger("datamanager_workers.consumer")
 
@@ -114,8 +115,12 @@ class StreamConsumer:
             self._state.connected = self._state.subscribed = False
             closed.set()
 
+        login = nats_login(settings.nats_servers)
         client = await nats.connect(
-            servers=list(settings.nats_servers),
+            servers=login.servers,
+            user=login.user,
+            password=login.password,
+            token=login.token,
             name=CLIENT_NAME,
             # This loop, not the client, reconnects: one backoff policy for the first connection and
             # every later one. So each call makes one quick pass over the pool (two tries per server is
@@ -160,7 +165,7 @@ class StreamConsumer:
         for reason, payload in self._counters.observe_all(batch):
             if self._once.first(reason):
                 log.warning(
-                    "malformed message counted by reason",
+                    "malformed message (or list element) counted by reason",
                     extra={"fields": {"reason": reason, "example": example(payload)}},
                 )
 

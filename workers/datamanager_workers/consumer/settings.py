@@ -16,13 +16,14 @@ from urllib.parse import urlsplit
 from datamanager_workers.consumer.counters import DEFAULT_MAX_SYMBOLS
 from datamanager_workers.consumer.parsing import DEFAULT_MAX_PAYLOAD_BYTES, MAX_SYMBOL_LENGTH
 from datamanager_workers.logs import ENV_LOG_FORMAT, ENV_LOG_LEVEL, LOG_FORMATS, LOG_LEVELS
+from datamanager_workers.shared.errors import InvalidConfigError
+from datamanager_workers.shared.urls import NATS_SCHEMES, ConnectionUrl, split_url
 
 T = TypeVar("T")
 T_co = TypeVar("T_co", covariant=True)
 
 ENV_PREFIX: Final = "DATAMANAGER_CONSUMER_"
 DEFAULT_SUBJECT: Final = "binance.futures.websocket.data"
-_NATS_SCHEMES: Final = ("nats", "tls", "ws", "wss")
 
 
 class SettingsError(ValueError):
@@ -40,6 +41,7 @@ class Option(Generic[T_co]):
     default: T_co
     parse: Callable[[str], T_co]
     help: str
+    secret: bool = False  # may hold credentials: a problem names the setting, never repeats its value
 
     @property
     def dest(self) -> str:
@@ -56,19 +58,19 @@ def _servers(text: str) -> tuple[str, ...]:
     servers = tuple(part.strip() for part in text.split(",") if part.strip())
     if not servers:
         raise ValueError("expected one or more NATS URLs such as nats://host:4222, separated by commas")
-    for server in servers:
-        try:
-            url = urlsplit(server)
-            port = url.port
-        except ValueError as exc:
-            raise ValueError(f"{server!r} is not a valid URL ({exc})") from None
-        if url.scheme not in _NATS_SCHEMES or not url.hostname:
-            raise ValueError(
-                f"{server!r} is not a NATS URL: expected {'|'.join(_NATS_SCHEMES)}://host[:port]"
-            )
-        if port == 0:
-            raise ValueError(f"{server!r} has port 0")
+    credentials = {(url.user, url.password) for url in map(_split, servers) if url.user is not None}
+    if len(credentials) > 1:
+        raise ValueError("the NATS URLs of a pool that carry a user and password must all carry the same")
     return servers
+
+
+def _split(server: str) -> ConnectionUrl:
+    """One NATS URL, checked; the message names what is wrong and never quotes the URL (it may hold a
+    password)."""
+    try:
+        return split_url(server, "the NATS URL", NATS_SCHEMES, "nats://host:4222")
+    except InvalidConfigError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def redact(url: str) -> str:
@@ -150,6 +152,7 @@ NATS_URL = Option[tuple[str, ...]](
     ("nats://127.0.0.1:4222",),
     _servers,
     "NATS server URL; several, comma-separated, form a pool",
+    secret=True,
 )
 SUBJECT = Option("--subject", f"{ENV_PREFIX}SUBJECT", DEFAULT_SUBJECT, _subject, "subject to consume")
 QUEUE_GROUP = Option(
@@ -281,7 +284,8 @@ class _Reader:
         try:
             return option.parse(text)
         except ValueError as exc:
-            self.problems.append(f"{source}={text!r}: {exc}")
+            given = "" if option.secret else f"={text!r}"
+            self.problems.append(f"{source}{given}: {exc}")
             return option.default
 
 

@@ -9,10 +9,12 @@ from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 from datamanager_workers.consumer.counters import Counters, SymbolStats
+from datamanager_workers.consumer.parsing import BAD_LIST_ELEMENT
 from datamanager_workers.consumer.state import ConnectionState
 from datamanager_workers.logs import OncePerInterval
 
 log = logging.getLogger("datamanager_workers.consumer")
+_NONE = SymbolStats(0, None)
 
 
 class _Totals(NamedTuple):
@@ -21,10 +23,14 @@ class _Totals(NamedTuple):
     by_type: dict[str, int]
     by_reason: dict[str, int]
     buckets: dict[str, SymbolStats]
+    cells: dict[tuple[str, str], SymbolStats]  # by (event type, symbol bucket)
 
     @classmethod
     def read(cls, counters: Counters) -> _Totals:
-        return cls(counters.messages_by_type, dict(counters.malformed_by_reason), dict(counters.buckets()))
+        cells = {(kind, symbol): stats for kind, symbol, stats in counters.cells()}
+        return cls(
+            counters.messages_by_type, dict(counters.malformed_by_reason), dict(counters.buckets()), cells
+        )
 
     @property
     def events_by_symbol(self) -> dict[str, int]:
@@ -47,25 +53,31 @@ class IntervalSummary:
         by_reason = _delta(current.by_reason, start.by_reason)
         events_by_symbol = _delta(current.events_by_symbol, start.events_by_symbol)
         seconds = max(now - self._since, 1e-9)
-        messages = sum(by_type.values()) + sum(by_reason.values())
+        malformed_messages = sum(n for reason, n in by_reason.items() if reason != BAD_LIST_ELEMENT)
+        messages = sum(by_type.values()) + malformed_messages
         fields: dict[str, object] = {
             "interval_seconds": round(seconds, 1),
             "messages": messages,
             "rate_per_second": round(messages / seconds, 1),
             "events": sum(events_by_symbol.values()),
-            "malformed": sum(by_reason.values()),
+            "malformed": malformed_messages,
             "types": by_type,
         }
         if by_reason:
             fields["malformed_by_reason"] = by_reason
-        # Among the symbols heard from in this interval: one that went quiet would always be the worst.
-        lags = ((current.buckets[symbol].lag_seconds(now), symbol) for symbol in events_by_symbol)
-        recent = ((lag, symbol) for lag, symbol in lags if lag is not None)
-        worst = max(recent, default=None)
+        # Among the streams (symbol and type) heard from in this interval: one that went quiet would always
+        # be the worst, and the metric datamanager_consumer_worst_lag_seconds shows those.
+        lags = (
+            (stats.lag_seconds(now), symbol, kind)
+            for (kind, symbol), stats in current.cells.items()
+            if stats.events != start.cells.get((kind, symbol), _NONE).events
+        )
+        worst = max(((lag, symbol, kind) for lag, symbol, kind in lags if lag is not None), default=None)
         if worst is not None:
             fields["worst_lag_seconds"] = round(worst[0], 3)
             fields["worst_lag_symbol"] = worst[1]
-        total_malformed = sum(current.by_reason.values())
+            fields["worst_lag_type"] = worst[2]
+        total_malformed = sum(n for reason, n in current.by_reason.items() if reason != BAD_LIST_ELEMENT)
         state = self._state
         fields.update(
             symbols=len(current.buckets) - 1,  # the named ones: `other` is not a symbol

@@ -13,10 +13,13 @@ Public API (import from the submodules):
 - ``source``: ``MySqlDsn.parse(dsn)``, ``CandleSource(dsn, *, connect_timeout, pool_size)`` (async context
   manager: ``fetch_all``, ``fetch_one``, ``table_exists``, ``fetch_candles``), ``Candle``, ``table_name``,
   ``quote``, ``to_utc``, ``to_naive_utc``
-- ``sink``: ``ResultSink(uri, database, *, connect_timeout)`` (async context manager: ``db``,
-  ``ensure_indexes``, ``replace_run``, ``sweep_expired``, ``supports_decimal128``), ``RetentionMode``,
-  ``decimal_codec_options``, ``expiry``, ``EXPIRES_FIELD``
+- ``sink``: ``parse_mongodb_uri(uri)``, ``ResultSink(uri, database, *, connect_timeout)`` (async context
+  manager: ``db``, ``ensure_indexes``, ``replace_run``, ``sweep_expired``, ``supports_decimal128``),
+  ``RetentionMode``, ``decimal_codec_options``, ``expiry``, ``EXPIRES_FIELD``
 - ``summary``: ``write_summary(summary, path)``, ``fit_summary(summary)``; the model is
   ``datamanager.contract.RunSummary``
 - ``entrypoint``: ``run_job(job, main, args) -> int``
+- ``urls``: ``split_url(text, what, schemes, example, *, several_hosts)`` -> ``ConnectionUrl`` (``where``,
+  ``without_credentials()``), ``nats_login(servers)``, ``shown(url)``: connection URLs checked part by part,
+  never repeated in a message or a log line
 """

@@ -318,13 +318,13 @@ def load_settings(
     except ValidationError as exc:
         raise InvalidConfigError(format_validation_error(exc)) from None
 
+    from datamanager_workers.shared.sink import parse_mongodb_uri
     from datamanager_workers.shared.source import MySqlDsn
 
     mysql_dsn = _required(args.mysql_dsn, env, ENV_MYSQL_DSN, "MySQL DSN", "--mysql-dsn")
     MySqlDsn.parse(mysql_dsn)
     mongodb_uri = _required(args.mongodb_uri, env, ENV_MONGODB_URI, "MongoDB URI", "--mongodb-uri")
-    if not mongodb_uri.startswith(("mongodb://", "mongodb+srv://")):
-        raise InvalidConfigError("the MongoDB URI must start with mongodb:// or mongodb+srv://")
+    parse_mongodb_uri(mongodb_uri)
     if args.connect_timeout <= 0:
         raise InvalidConfigError(f"--connect-timeout must be positive, not {args.connect_timeout}")
     return WorkerSettings(

@@ -21,20 +21,22 @@ from decimal import Decimal
 from enum import StrEnum
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 from bson.codec_options import CodecOptions, TypeEncoder, TypeRegistry
 from bson.decimal128 import Decimal128
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure, PyMongoError
+from pymongo.errors import ConfigurationError, OperationFailure, PyMongoError
 
-from datamanager_workers.shared.errors import SinkUnavailableError
+from datamanager_workers.shared.errors import InvalidConfigError, SinkUnavailableError
+from datamanager_workers.shared.urls import ConnectionUrl, split_url
 
 EXPIRES_FIELD = "expires_at"
 TTL_INDEX = "retention_ttl"  # the server expires documents
 SWEEP_INDEX = "retention"  # a plain index that keeps sweep_expired cheap
 _NOT_IMPLEMENTED = 238  # the server error code FerretDB answers a TTL index with
+_SCHEMES = ("mongodb", "mongodb+srv")
+_EXAMPLE = "mongodb://user:password@host:27017/"
 
 Document = Mapping[str, Any]
 
@@ -69,27 +71,35 @@ def expiry(now: datetime, retention_days: int) -> datetime:
     return now + timedelta(days=retention_days)
 
 
-def _where(uri: str) -> str:
-    """The hosts of a URI, without credentials or options, for messages."""
-    netloc = urlsplit(uri).netloc
-    return netloc.rpartition("@")[2] or "?"
+def parse_mongodb_uri(uri: str) -> ConnectionUrl:
+    """The URI's parts, checked; ``InvalidConfigError`` names the wrong part and never quotes the URI."""
+    return split_url(uri, "the MongoDB URI", _SCHEMES, _EXAMPLE, several_hosts=True)
 
 
 class ResultSink:
     """One database on a MongoDB server. Use ``async with ResultSink(uri, database) as sink``."""
 
     def __init__(self, uri: str, database: str, *, connect_timeout: float = 10.0) -> None:
-        self.where = _where(uri)
+        self.where = ",".join(
+            host if port is None else f"{host}:{port}" for host, port in parse_mongodb_uri(uri).hosts
+        )
         self.database_name = database
         self.supports_decimal128 = True
         timeout_ms = int(connect_timeout * 1000)
-        self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
-            uri,
-            serverSelectionTimeoutMS=timeout_ms,
-            connectTimeoutMS=timeout_ms,
-            tz_aware=True,
-            connect=False,
-        )
+        # The driver's messages about a URI can quote parts of it: only the kind of failure is passed on.
+        try:
+            self._client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
+                uri,
+                serverSelectionTimeoutMS=timeout_ms,
+                connectTimeoutMS=timeout_ms,
+                tz_aware=True,
+                connect=False,
+            )
+        except (ConfigurationError, ValueError, TypeError) as exc:  # a mongodb+srv:// lookup happens later
+            raise InvalidConfigError(
+                f"the MongoDB URI for {self.where} is refused by the driver ({type(exc).__name__}): check "
+                "its options (after '?') against the MongoDB connection string reference"
+            ) from None
         self._db: AsyncDatabase[dict[str, Any]] | None = None
 
     async def __aenter__(self) -> ResultSink:

@@ -16,15 +16,16 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from types import TracebackType
 from typing import Any, NamedTuple
-from urllib.parse import unquote, urlsplit
 
 import aiomysql
 
 from datamanager.api.common import Interval
 from datamanager_workers.shared.errors import InvalidConfigError, SourceUnavailableError
+from datamanager_workers.shared.urls import split_url
 
 _IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 _SCHEMES = ("mysql", "mysql+aiomysql", "mysql+pymysql")
+_EXAMPLE = "mysql://user:password@host:3306/database"
 # MySQL client error codes worth a precise message.
 _ACCESS_DENIED = 1045
 _UNKNOWN_DATABASE = 1049
@@ -42,26 +43,15 @@ class MySqlDsn:
 
     @classmethod
     def parse(cls, dsn: str) -> MySqlDsn:
-        try:
-            parts = urlsplit(dsn)
-            port = parts.port or 3306
-        except ValueError as exc:
-            raise InvalidConfigError(f"the MySQL DSN is malformed: {exc}") from None
-        if parts.scheme not in _SCHEMES:
-            raise InvalidConfigError(
-                f"the MySQL DSN must start with mysql://, not {parts.scheme or 'nothing'}://"
-            )
-        database = parts.path.lstrip("/")
-        if not parts.hostname or not database:
-            raise InvalidConfigError(
-                "the MySQL DSN needs a host and a database: mysql://user:pw@host:3306/database"
-            )
+        """Raises ``InvalidConfigError`` naming the part that is wrong, never quoting the DSN."""
+        url = split_url(dsn, "the MySQL DSN", _SCHEMES, _EXAMPLE)
+        ((host, port),) = url.hosts
+        if not url.path:
+            raise InvalidConfigError(f"the MySQL DSN needs a host and a database: {_EXAMPLE}")
+        if "/" in url.path:
+            raise InvalidConfigError(f"the MySQL DSN's path must be one database name: {_EXAMPLE}")
         return cls(
-            host=parts.hostname,
-            port=port,
-            user=unquote(parts.username or ""),
-            password=unquote(parts.password or ""),
-            database=unquote(database),
+            host=host, port=port or 3306, user=url.user or "", password=url.password or "", database=url.path
         )
 
     @property
@@ -73,19 +63,20 @@ class MySqlDsn:
 
 
 class Candle(NamedTuple):
-    """One stored candle; times aware UTC, prices and volumes exact."""
+    """One stored candle; times aware UTC, prices and volumes exact. The extractor's columns are NOT NULL, but
+    a copy or a view may hold NULLs: they stay None for the caller to judge."""
 
     open_time: datetime
-    close_time: datetime
-    open: Decimal
-    high: Decimal
-    low: Decimal
-    close: Decimal
-    volume: Decimal
-    quote_volume: Decimal
-    trades: int
-    taker_buy_base_volume: Decimal
-    taker_buy_quote_volume: Decimal
+    close_time: datetime | None
+    open: Decimal | None
+    high: Decimal | None
+    low: Decimal | None
+    close: Decimal | None
+    volume: Decimal | None
+    quote_volume: Decimal | None
+    trades: int | None
+    taker_buy_base_volume: Decimal | None
+    taker_buy_quote_volume: Decimal | None
 
 
 def to_utc(value: datetime) -> datetime:
@@ -145,7 +136,10 @@ class CandleSource:
                     host=self.dsn.host,
                     port=self.dsn.port,
                     user=self.dsn.user,
-                    password=self.dsn.password,
+                    # the client sends the password as latin-1; handing it the UTF-8 bytes that way sends
+                    # what MySQL hashed when the password was set over a UTF-8 connection, so non-ASCII
+                    # passwords work (and never raise UnicodeEncodeError quoting one of their characters)
+                    password=self.dsn.password.encode().decode("latin-1"),
                     db=self.dsn.database,
                     connect_timeout=self._connect_timeout,
                     autocommit=True,
@@ -236,14 +230,14 @@ class CandleSource:
         return [
             Candle(
                 open_time=to_utc(row[0]),
-                close_time=to_utc(row[1]),
+                close_time=None if row[1] is None else to_utc(row[1]),
                 open=row[2],
                 high=row[3],
                 low=row[4],
                 close=row[5],
                 volume=row[6],
                 quote_volume=row[7],
-                trades=int(row[8]),
+                trades=None if row[8] is None else int(row[8]),
                 taker_buy_base_volume=row[9],
                 taker_buy_quote_volume=row[10],
             )
