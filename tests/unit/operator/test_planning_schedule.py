@@ -108,13 +108,6 @@ def test_after_a_gap_longer_than_the_deadline_every_slot_is_missed_and_none_repl
     assert (again.claimed, again.missed, again.status.missed_runs) == ([], 0, 4), "counted once"
 
 
-def test_missed_slots_are_counted_up_to_the_cap_after_a_long_outage() -> None:
-    now = T0 + timedelta(days=3, minutes=10)
-    decision = decided(observed(audit_spec(schedule=EVERY_15), status=scheduled()), now)
-    assert decision.status.missed_runs == 101, "at most 100 are counted, plus one: 'more than 100'"
-    assert decision.status.last_schedule_time == "2026-12-01T12:00:00Z"
-
-
 def test_slots_pass_while_suspended_without_being_missed_and_do_not_run_on_resume() -> None:
     suspended = audit_spec(schedule=EVERY_15, suspend=True)
     decision = decided(observed(suspended, status=scheduled()), T0 + timedelta(minutes=31))
@@ -170,12 +163,14 @@ def test_a_changed_schedule_reports_no_past_slot_as_missed_and_takes_a_due_one_a
     assert decision.status.last_schedule_time == "2026-11-28T12:00:00Z"
 
 
-def test_a_new_resource_counts_its_slots_from_its_creation() -> None:
+def test_a_new_resource_counts_none_of_the_slots_since_its_creation_as_missed() -> None:
     created = T0 - timedelta(minutes=50)  # the operator was down: 11:15, 11:30, 11:45, 12:00 passed
     decision = decided(observed(audit_spec(schedule=EVERY_15), created=created), T0 + timedelta(seconds=30))
     (started,) = decision.claimed
     assert (started.id, started.trigger, started.scheduled_time) == ("g1", "Created", "2026-11-28T12:00:00Z")
-    assert decision.status.missed_runs == 3, "they were this spec's slots"
+    assert (decision.missed, decision.status.missed_runs) == (0, 0), "the Created run stands for them"
+    assert [e.reason for e in decision.events] == ["RunStarted"]
+    assert decision.status.last_schedule_time == "2026-11-28T12:00:00Z"
 
 
 def test_a_slot_waiting_behind_a_forbid_run_is_looked_at_again_when_its_deadline_passes() -> None:
@@ -228,10 +223,25 @@ def test_slots_missed_behind_a_forbid_run_are_counted_once_while_the_latest_wait
     assert again.status.missed_runs == 3, "not counted again on the next look"
 
 
-def test_a_new_scheduled_resource_has_handled_no_slot_before_its_first() -> None:
+def test_a_new_scheduled_resource_takes_the_slot_before_its_creation_as_handled() -> None:
     decision = decided(
         observed(audit_spec(schedule=EVERY_15), created=T0 + timedelta(minutes=7)), T0 + timedelta(minutes=8)
     )
-    assert [r.id for r in decision.claimed] == ["g1"]
-    assert decision.status.last_schedule_time is None, "like a CronJob's, until a slot is handled"
+    assert [(r.id, r.scheduled_time) for r in decision.claimed] == [("g1", None)]
+    assert decision.status.last_schedule_time == "2026-11-28T12:00:00Z", "the schedule applies from here on"
     assert decision.status.next_run_time == "2026-11-28T12:15:00Z"
+    assert decision.status.missed_runs == 0
+
+
+def test_a_spec_change_never_moves_the_handled_slot_back() -> None:
+    """A replica whose clock is behind takes a new spec: the slot it finds latest (12:00) is before the one
+    already handled (12:15), which stays, so 12:15 cannot start a second time."""
+    status = scheduled(lastScheduleTime="2026-11-28T12:15:00Z")
+    changed = observed(audit_spec(schedule=EVERY_15), status=status, generation=2)
+    decision = decided(changed, T0 + timedelta(minutes=14))
+    assert [(r.id, r.trigger, r.scheduled_time) for r in decision.claimed] == [("g2", "SpecChanged", None)]
+    assert decision.status.last_schedule_time == "2026-11-28T12:15:00Z"
+    forward = decided(
+        observed(audit_spec(schedule=EVERY_15), status=scheduled(), generation=2), T0 + timedelta(minutes=14)
+    )
+    assert forward.status.last_schedule_time == "2026-11-28T12:00:00Z", "a later slot does move it"

@@ -162,8 +162,8 @@ def test_views_of_objects_missing_every_field_hold_empty_values_never_none() -> 
         deleting=False,
         run_now=None,
         changed=None,
-        spec={},
-        status={},
+        spec_json=b"{}",
+        status_json=b"{}",
     )
 
 
@@ -302,9 +302,10 @@ def test_a_resource_view_drops_managed_fields_and_keeps_when_a_user_last_changed
         deleting=True,
         run_now="t",
         changed=T0 - timedelta(minutes=20),  # kubectl-annotate; the operator's status write does not count
-        spec={"a": 1},
-        status={"b": 2},
+        spec_json=b'{"a":1}',
+        status_json=b'{"b":2}',
     )
+    assert (view.spec, view.status) == ({"a": 1}, {"b": 2})
     assert "managedFields" not in str(view)
 
 
