@@ -298,25 +298,37 @@ def _test_paths(root: Path, patterns: tuple[str, ...]) -> list[str]:
 
 def fresh_verdicts(work: Path, jobs: list[dict[str, object]], parallel: int) -> dict[str, int]:
     """pytest's exit code for each job, each in a fresh process (tests/mutation/fresh.py), by mutant name."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(Path(__file__).with_name("fresh.py")),
-            f"--preload={work / 'preload.txt'}",
-            f"--jobs={parallel}",
-            f"--per-test-timeout={PER_TEST_TIMEOUT}",
-            f"--wall-timeout={RECHECK_TIMEOUT}",
-        ],
-        cwd=work / "mutants",
-        env=_fresh_env(""),
-        input="".join(json.dumps(job) + "\n" for job in jobs),
-        capture_output=True,
-        text=True,
-    )
-    if done.returncode != 0:
-        raise SystemExit(f"the fresh-process re-check failed:\n{done.stderr[-3000:]}")
-    verdicts = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    return {v["mutant"]: int(v["exit"]) for v in verdicts}
+    errors = work / "fresh.stderr"
+    verdicts: dict[str, int] = {}
+    with errors.open("w") as stderr:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).with_name("fresh.py")),
+                f"--preload={work / 'preload.txt'}",
+                f"--jobs={parallel}",
+                f"--per-test-timeout={PER_TEST_TIMEOUT}",
+                f"--wall-timeout={RECHECK_TIMEOUT}",
+            ],
+            cwd=work / "mutants",
+            env=_fresh_env(""),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+        assert server.stdin is not None
+        assert server.stdout is not None
+        server.stdin.write("".join(json.dumps(job) + "\n" for job in jobs))  # read whole before any answer
+        server.stdin.close()
+        for line in server.stdout:
+            verdict = json.loads(line)
+            verdicts[verdict["mutant"]] = int(verdict["exit"])
+            if len(jobs) > 1 and len(verdicts) % 25 == 0:
+                print(f"  {len(verdicts)}/{len(jobs)} re-checked", flush=True)
+    if server.wait() != 0:
+        raise SystemExit(f"the fresh-process re-check failed:\n{errors.read_text()[-3000:]}")
+    return verdicts
 
 
 def check_setup(work: Path, modules: list[Module], tests: list[str]) -> None:
