@@ -265,8 +265,8 @@ def _third_party_imports(work: Path, tests: list[str], ours: list[str], out: Pat
         "import sys, pytest\n"
         "code = pytest.main(['--collect-only', '-qq', '-p', 'no:cacheprovider', *sys.argv[3:]])\n"
         "ours = set(sys.argv[2].split(',')) | {'tests', 'conftest', '__main__'}\n"
-        # not the private ones (_asyncio, _pytest...): their packages import them; _asyncio imported on its own
-        # before asyncio leaves aiohttp's timeouts outside any task in the forked children
+        # not the private ones (_asyncio, _pytest...): their packages import them; _asyncio imported on its
+        # own before asyncio leaves aiohttp's timeouts outside any task in the forked children
         "names = sorted({n.partition('.')[0] for n in list(sys.modules) if not n.startswith('_')} - ours)\n"
         "open(sys.argv[1], 'w').write('\\n'.join(names) + '\\n')\n"
         "sys.exit(code)\n"
