@@ -245,3 +245,20 @@ def test_a_spec_change_never_moves_the_handled_slot_back() -> None:
         observed(audit_spec(schedule=EVERY_15), status=scheduled(), generation=2), T0 + timedelta(minutes=14)
     )
     assert forward.status.last_schedule_time == "2026-11-28T12:00:00Z", "a later slot does move it"
+
+
+def test_a_schedule_the_model_now_rejects_takes_the_generation_and_ignores_a_manual_trigger() -> None:
+    """A stored schedule that the current rules reject (30 February): the spec is invalid, its generation
+    is taken so that the condition names it, the next run time is cleared and a run-now is ignored, once."""
+    slipped = audit_spec(schedule=EVERY_15).model_copy(update={"schedule": "0 0 30 2 *"})  # no validation
+    status = scheduled(nextRunTime="2026-11-28T12:15:00Z")
+    decision = decided(
+        observed(slipped, status=status, generation=2, run_now="now"), T0 + timedelta(minutes=1)
+    )
+    assert decision.claimed == []
+    assert decision.status.observed_generation == 2
+    assert decision.status.next_run_time is None
+    assert decision.status.handled_trigger == "now"
+    assert [(e.type, e.reason, e.message) for e in decision.events] == [
+        ("Normal", "TriggerIgnored", "run-now 'now' ignored: the spec is invalid")
+    ]

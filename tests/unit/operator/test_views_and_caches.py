@@ -111,6 +111,9 @@ def test_a_job_view_of_an_older_or_foreign_job() -> None:
     )
     unowned = job_body(ownerReferences=[])
     assert JobView.of(unowned).owner is None, "a name label alone does not make a Job the resource's"
+    reference = {"kind": "AnalyticsJob", "name": "a", "controller": True}
+    no_namespace = JobView.of({"metadata": {"ownerReferences": [reference]}})
+    assert (no_namespace.namespace, no_namespace.owner) == ("", Key("AnalyticsJob", "", "a")), "as the Job's"
 
 
 def test_views_of_objects_missing_every_field_hold_empty_values_never_none() -> None:
