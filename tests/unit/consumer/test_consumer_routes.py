@@ -83,3 +83,10 @@ def test_the_caches_stop_growing_at_their_bound() -> None:
     assert (len(parsing._symbols), len(parsing._streams)) == (limit, limit)
     assert f"s{limit}" not in parsing._symbols
     assert f"s{limit}@trade" not in parsing._streams
+
+
+def test_a_symbol_of_exactly_the_maximum_length_is_accepted_and_one_longer_is_not() -> None:
+    longest = "a" * parsing.MAX_SYMBOL_LENGTH
+    assert parse(message(None, e="trade", s=longest)) == ("trade", longest.upper(), 7, (), 0)
+    assert parse(message(None, e="trade", s=longest + "a")) == "bad_symbol"
+    assert parse(message(None, e="trade", s="")) == "bad_symbol"
