@@ -4,12 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
 PYTEST_ARGS ?=
+MODULES ?=
+# the pure modules under mutation testing and their coverage: the one list (tests/mutation/run.py reads it)
+MUTATION_CONFIG := tests/mutation/modules.toml
 # tests/unit/packaging/test_chart_docs.py runs helm-docs with the same flags
 HELM_DOCS_FLAGS := --chart-search-root charts --sort-values-order file --skip-version-footer
 
 .PHONY: help venv rig-build rig-up rig-down rig-status lint typecheck test test-unit test-integration \
         test-e2e test-kind crds bench demo clean image lock rig-image \
-        crds-upgrade chart-docs
+        crds-upgrade chart-docs mutation coverage
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 20
@@ -85,6 +88,12 @@ test-e2e: venv rig-build rig-image  ## e2e tier on the rig's control plane and p
 
 test: venv rig-build lint typecheck rig-image  ## everything: lint, types, unit, integration, e2e (starts and stops the rig)
 	tests/rig/with-rig.sh $(BIN)/pytest tests $(PYTEST_ARGS)
+
+mutation: venv  ## mutation testing of the pure modules (not in `make test`: minutes); MODULES=planning,cron: a subset
+	$(PY) tests/mutation/run.py mutation --config $(MUTATION_CONFIG) --modules '$(MODULES)'
+
+coverage: venv  ## the lines of each pure module the unit tier alone runs (>= 95 % each); MODULES=... a subset
+	$(PY) tests/mutation/run.py coverage --config $(MUTATION_CONFIG) --modules '$(MODULES)'
 
 test-kind: venv  ## the e2e suite on a kind cluster (needs Docker and kind)
 	$(BIN)/pytest tests/kind $(PYTEST_ARGS)

@@ -52,11 +52,6 @@ def as_dict(obj: object) -> Body:
     return dict(obj.to_dict())  # type: ignore[attr-defined]
 
 
-def key_of(body: Body) -> Key:
-    meta = body["metadata"]
-    return Key(body["kind"], meta["namespace"], meta["name"])
-
-
 JOB_NAME_MAX = 60  # a DNS label: an Indexed Job's pods are named <job>-<index> as their hostname (<= 63)
 
 

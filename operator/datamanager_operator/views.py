@@ -32,7 +32,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def parse_time(text: str | None) -> datetime | None:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    return datetime.fromisoformat(text) if text else None  # Python 3.11 reads the API's "Z" itself
 
 
 def version_of(meta: Body) -> int:
@@ -65,7 +65,7 @@ class JobView:
     @classmethod
     def of(cls, body: Body) -> JobView:
         meta = body.get("metadata") or {}
-        labels = meta.get("labels") or {}
+        namespace, labels = meta.get("namespace", ""), meta.get("labels") or {}
         finished, succeeded, reason, message, changed = False, False, "", "", None
         for condition in (body.get("status") or {}).get("conditions") or []:
             if condition.get("status") == "True" and condition.get("type") in ("Complete", "Failed"):
@@ -75,7 +75,7 @@ class JobView:
                 changed = condition.get("lastTransitionTime")
                 break
         return cls(
-            namespace=meta.get("namespace", ""),
+            namespace=namespace,
             name=meta.get("name", ""),
             uid=meta.get("uid", ""),
             version=version_of(meta),
@@ -144,14 +144,14 @@ class PodView:
             ),
             None,
         )
-        index = (meta.get("annotations") or {}).get(COMPLETION_INDEX, "0")
+        index = str((meta.get("annotations") or {}).get(COMPLETION_INDEX))  # "None" when it has none
         return cls(
             namespace=meta.get("namespace", ""),
             name=meta.get("name", ""),
             uid=meta.get("uid", ""),
             version=version_of(meta),
             job_name=(meta.get("labels") or {}).get(JOB_NAME_LABEL, ""),
-            index=int(index) if str(index).isdigit() else 0,
+            index=int(index) if index.isdigit() else 0,
             created=parse_time(meta.get("creationTimestamp")) or EPOCH,
             phase=str(status.get("phase") or "Pending"),
             waiting_reason=waiting_reason,

@@ -46,11 +46,7 @@ class WorkQueue(Generic[K]):
             if current.when() <= when:
                 return
             current.cancel()
-        self._timers[key] = loop.call_at(when, self._due, key)
-
-    def _due(self, key: K) -> None:
-        self._timers.pop(key, None)
-        self.add(key)
+        self._timers[key] = loop.call_at(when, self.add, key)  # add() drops the timer it fires from
 
     def forget(self, key: K) -> None:
         """Drops a pending delayed add of ``key`` (its object is gone)."""

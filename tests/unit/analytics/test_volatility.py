@@ -107,3 +107,23 @@ def test_an_invalid_candle_gives_null_not_inf_and_no_warnings() -> None:
         result = volatility.compute(candles, WINDOWS, Interval.H1)
     assert result.values["parkinson"] is None
     assert result.values["close_to_close"] is not None
+
+
+@pytest.mark.parametrize(("window", "required"), [(2, 15), (13, 15), (14, 15), (15, 16), (30, 31)])
+def test_the_family_needs_w_returns_and_atrs_period_plus_one_candles(window: int, required: int) -> None:
+    assert volatility.required(FamilyWindows(volatility=window)) == required
+
+
+def test_the_result_names_its_window_and_parameters_exactly() -> None:
+    close = 100.0 * np.exp(0.01 * (np.arange(41) % 2))
+    result = volatility.compute(from_prices(close, close, close, close), WINDOWS, Interval.H1)
+    assert (result.window, result.candles, result.required) == (W, 41, 15)
+    assert result.parameters == {"window": W, "atr_period": 14, "periods_per_year": 8_760, "annualised": True}
+    short = volatility.compute(
+        from_prices(close[:14], close[:14], close[:14], close[:14]), WINDOWS, Interval.H1
+    )
+    assert (short.window, short.values, short.reason) == (
+        W,
+        {},
+        "insufficient data: 14 candles, volatility needs at least 15",
+    )

@@ -11,8 +11,10 @@ from datamanager.api import AuditCheck, HealthThresholds, Interval
 from datamanager_workers.audit.findings import AuditWindow, DatasetAudit, DatasetStatus, Freshness
 from datamanager_workers.audit.scoring import (
     CEILINGS,
+    DatasetScore,
     Level,
     display,
+    freshness_score,
     level_of,
     overall_score,
     score_dataset,
@@ -170,3 +172,100 @@ def test_the_overall_score_is_the_mean_of_the_datasets() -> None:
     ]
     assert overall_score(scores) == 50.0
     assert overall_score([]) == 100.0
+
+
+ONE_CANDLE = AuditWindow.ending_at(END, timedelta(hours=2), Interval.H1)  # expects only 23:00
+NO_CANDLE = AuditWindow.ending_at(END, timedelta(minutes=30), Interval.H1)  # below the API's minimum
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        # 20 of 23 candles, one gap: 100 x 20/23, and continuity 100 x (1 - 1/23)
+        ({"present": 20, "rows": 20, "gap_count": 1, "missing_candles": 3},
+         {"completeness": 100 * 20 / 23, "continuity": 100 * 22 / 23}),
+        # 23 distinct candles, 2 of them broken, 3 stored twice
+        ({"invalid_rows": 2}, {"validity": 100 * 21 / 23}),
+        ({"rows": 26, "copies": 3, "duplicate_rows": 3}, {"uniqueness": 100 * 20 / 23}),
+        # continuity counts gaps and spikes together
+        ({"gap_count": 2, "spike_count": 3}, {"continuity": 100 * 18 / 23}),
+        # a freshness check whose table has no candle at all: infinitely stale
+        ({"freshness": Freshness(last_open_time=None, stale_candles=0)}, {"freshness": 0.0}),
+        # a window expecting one candle: one break is all of it (never divided by more than expected)
+        ({"window": ONE_CANDLE, "present": 1, "rows": 1, "gap_count": 1},
+         {"completeness": 100.0, "continuity": 0.0}),
+        # a window expecting none: completeness 100, not a division by zero; breaks over at least 1
+        ({"window": NO_CANDLE, "present": 0, "rows": 0, "spike_count": 1},
+         {"completeness": 100.0, "continuity": 0.0}),
+        # no distinct candle: validity and uniqueness have nothing to divide, so nothing is wrong
+        ({"rows": 0, "present": 23}, {"validity": 100.0, "uniqueness": 100.0}),
+    ],
+)  # fmt: skip
+def test_sub_scores_are_the_documented_ratios(changes: dict[str, object], expected: dict[str, float]) -> None:
+    parts = subscores(clean(**changes))
+    assert {name: parts[name] for name in expected} == pytest.approx(expected, rel=1e-12, abs=0)
+    assert all(parts[name] == 100.0 for name in set(parts) - set(expected)), parts
+
+
+@pytest.mark.parametrize(
+    ("stale", "documented"), [(0, 100.0), (1, 92.6), (2, 73.5), (3, 50.0), (4, 29.2), (6, 6.2), (9, 0.2)]
+)
+def test_freshness_halves_at_three_stale_candles_as_documented(stale: int, documented: float) -> None:
+    assert round(freshness_score(stale), 1) == documented
+
+
+@pytest.mark.parametrize(
+    ("checks", "names"),
+    [
+        ({AuditCheck.GAPS}, {"completeness", "continuity"}),
+        ({AuditCheck.SPIKES}, {"continuity"}),
+        ({AuditCheck.OHLC, AuditCheck.DUPLICATES}, {"validity", "uniqueness"}),
+        ({AuditCheck.FRESHNESS}, {"freshness"}),
+    ],
+)
+def test_continuity_exists_when_either_gaps_or_spikes_ran(checks: set[AuditCheck], names: set[str]) -> None:
+    audit = clean(checks=frozenset(checks), spike_count=2)
+    assert set(subscores(audit)) == names
+    if "continuity" in names:
+        assert subscores(audit)["continuity"] == pytest.approx(100 * 21 / 23)
+
+
+@pytest.mark.parametrize("status", [DatasetStatus.MISSING_TABLE, DatasetStatus.NO_DATA])
+def test_a_dataset_without_candles_scores_0_in_every_check_that_ran(status: DatasetStatus) -> None:
+    lenient = HealthThresholds(healthy=3, degraded=2, unhealthy=0.5)  # 1.0 would be unhealthy here
+    audit = clean(status=status, rows=0, present=0, checks=frozenset({AuditCheck.GAPS, AuditCheck.OHLC}))
+    result = score_dataset(audit, lenient)
+    assert result == DatasetScore(
+        score=0.0,
+        level=Level.CRITICAL,
+        subscores={"completeness": 0.0, "continuity": 0.0, "validity": 0.0},
+    )
+    assert all(type(value) is float for value in result.subscores.values())
+
+
+def test_a_window_expecting_no_candle_is_not_scoreable() -> None:
+    audit = clean(window=NO_CANDLE, status=DatasetStatus.NOT_SCOREABLE, rows=0, present=0)
+    assert score_dataset(audit, THRESHOLDS) == DatasetScore(score=None, level=None, subscores={})
+    assert overall_score([score_dataset(audit, THRESHOLDS)]) is None
+    assert overall_score([score_dataset(audit, THRESHOLDS), score_dataset(clean(), THRESHOLDS)]) == 100.0
+
+
+@pytest.mark.parametrize(
+    ("end", "length", "first", "last", "expected", "text"),
+    [
+        # a start on the grid is itself expected; the candle closing at the end is not (within the grace)
+        (datetime(2024, 7, 2, tzinfo=UTC), timedelta(hours=24), datetime(2024, 7, 1, tzinfo=UTC),
+         datetime(2024, 7, 1, 22, tzinfo=UTC), 23, "1d"),
+        # a start between grid points: the next grid point; 61 s past the close, the last candle is expected
+        (datetime(2024, 7, 2, 0, 1, 1, tzinfo=UTC), timedelta(minutes=90),
+         datetime(2024, 7, 1, 23, tzinfo=UTC), datetime(2024, 7, 1, 23, tzinfo=UTC), 1, "90m"),
+        (datetime(2024, 7, 8, tzinfo=UTC), timedelta(days=7), datetime(2024, 7, 1, tzinfo=UTC),
+         datetime(2024, 7, 7, 22, tzinfo=UTC), 167, "7d"),
+    ],
+)  # fmt: skip
+def test_a_window_expects_the_grid_points_from_its_start_to_the_last_closed_candle(
+    end: datetime, length: timedelta, first: datetime, last: datetime, expected: int, text: str
+) -> None:
+    window = AuditWindow.ending_at(end, length, Interval.H1)
+    assert window == AuditWindow(Interval.H1, end - length, end, first, last)
+    assert (window.expected, window.length_text) == (expected, text)

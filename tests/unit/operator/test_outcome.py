@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 
@@ -42,6 +43,18 @@ def test_only_a_valid_summary_within_the_limit_is_read(message: str, readable: b
     assert (found is not None) == readable
 
 
+def test_a_summary_of_exactly_the_termination_message_limit_is_read() -> None:
+    """The kubelet keeps 4096 bytes of a termination message: a summary that fills them is whole."""
+    padding = SUMMARY_MAX_BYTES - len(summary(message="").encode())
+    exact = summary(message="x" * padding)
+    assert len(exact.encode()) == SUMMARY_MAX_BYTES
+    found = summary_of(pod(G1.job_name, phase="Succeeded", exit_code=0, message=exact))
+    assert found is not None
+    assert found.message == "x" * padding
+    over = summary(message="x" * (padding + 1))
+    assert summary_of(pod(G1.job_name, phase="Succeeded", exit_code=0, message=over)) is None
+
+
 def test_a_completed_job_succeeds_with_one_summary_per_index_the_newest_pod_winning() -> None:
     job = job_of(G1, finished=True, succeeded=True)
     pods = [
@@ -69,6 +82,7 @@ def test_a_completed_job_succeeds_with_one_summary_per_index_the_newest_pod_winn
     ]
     outcome = finished(job, pods)
     assert (outcome.succeeded, outcome.reason, outcome.outcome) == (True, "RunSucceeded", "Succeeded")
+    assert outcome.message == "the run completed"
     assert outcome.completion_time == "2026-11-28T12:05:00Z"
     assert [s.health_score for s in outcome.summaries] == [30.0, 20.0]
 
@@ -80,12 +94,17 @@ def test_a_deadline_ends_the_run_with_the_jobs_own_words() -> None:
     outcome = finished(job, [failed_pod(137)])
     assert (outcome.succeeded, outcome.reason) == (False, "DeadlineExceeded")
     assert outcome.message == "Job was active longer than specified deadline"
+    assert outcome.completion_time == job.completion_time == "2026-11-28T12:05:00Z"
 
 
 def test_a_failed_job_without_failed_pods_keeps_the_jobs_reason() -> None:
-    outcome = finished(job_of(G1, finished=True, reason="PodFailurePolicy", message="rule 0"), [])
+    job = job_of(G1, finished=True, reason="PodFailurePolicy", message="rule 0")
+    outcome = finished(job, [])
+    assert (outcome.succeeded, outcome.outcome) == (False, "Failed")
     assert (outcome.reason, outcome.message) == ("PodFailurePolicy", "rule 0")
-    assert finished(job_of(G1, finished=True, reason=""), []).reason == "BackoffLimitExceeded"
+    assert outcome.completion_time == "2026-11-28T12:05:00Z", "when the Job ended, not when it was seen"
+    without_reason = finished(dataclasses.replace(job, reason=""), [])
+    assert (without_reason.succeeded, without_reason.reason) == (False, "JobFailed")
 
 
 @pytest.mark.parametrize(
@@ -104,7 +123,8 @@ def test_a_worker_that_left_no_summary_is_reported_by_its_exit_code_never_its_ou
 ) -> None:
     job = job_of(G1, finished=True, reason="PodFailurePolicy")
     outcome = finished(job, [failed_pod(code, message="password=hunter2 Traceback ...")])
-    assert outcome.reason == reason
+    assert (outcome.succeeded, outcome.reason) == (False, reason)
+    assert outcome.completion_time == "2026-11-28T12:05:00Z"
     assert outcome.message == f"the worker exited with code {code} and left no summary"
     assert "hunter2" not in outcome.message
 

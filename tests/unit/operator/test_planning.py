@@ -46,7 +46,10 @@ def test_a_new_resource_claims_run_g1_before_any_job_exists() -> None:
     assert decision.status.active_runs == [claimed]
     assert decision.status.observed_generation == 1
     assert decision.status.phase == "Running"
-    assert [e.reason for e in decision.events] == ["RunStarted"]
+    assert [(e.type, e.reason, e.message) for e in decision.events] == [
+        ("Normal", "RunStarted", f"run g1 (Created) -> Job {claimed.job_name}")
+    ]
+    assert {c.last_transition_time for c in decision.status.conditions} == {"2026-11-28T12:00:01Z"}
     assert conditions(decision) == {
         "Ready": ("True", "AwaitingFirstRun", 1),
         "Running": ("True", "RunInProgress", 1),
@@ -159,8 +162,13 @@ def test_a_succeeded_job_records_the_outcome_and_the_summary_then_releases_the_j
     assert decision.release == [job.name]
     assert decision.delete == []
     assert decision.status.phase == "Succeeded"
-    assert [e.reason for e in decision.events] == ["RunSucceeded"]
+    assert [(e.type, e.reason, e.message) for e in decision.events] == [
+        ("Normal", "RunSucceeded", f"run g1 succeeded ({job.name})")
+    ]
     assert conditions(decision)["Healthy"] == ("True", "HealthAboveThreshold", 1)
+    ((ended, outcome),) = decision.ended  # for the run metrics: outcome, reason and duration
+    assert ended == last
+    assert (outcome.succeeded, outcome.reason, len(outcome.summaries)) == (True, "RunSucceeded", 1)
 
 
 def test_a_success_without_a_readable_summary_clears_the_previous_numbers() -> None:
@@ -201,6 +209,10 @@ def test_a_failed_job_reports_the_workers_reason_and_counts_consecutive_failures
     assert (last.outcome, last.reason) == ("Failed", "SourceUnavailable")
     assert last.message == "retries exhausted after 2 attempt(s); last: MySQL refused"
     assert decision.status.consecutive_failures == 3
+    assert [(e.type, e.reason, e.message) for e in decision.events] == [
+        ("Warning", "RunFailed", "run g1 failed: SourceUnavailable: " + last.message)
+    ]
+    assert [(r.id, o.reason) for r, o in decision.ended] == [("g1", "SourceUnavailable")]
     assert decision.status.phase == "Failed"
     assert conditions(decision)["Failed"] == ("True", "SourceUnavailable", 1)
     assert conditions(decision)["Ready"] == ("False", "SourceUnavailable", 1)
@@ -241,7 +253,8 @@ def test_a_job_the_api_server_keeps_refusing_fails_the_run_as_rejected() -> None
     decision = decided(observed(status=active(g1), rejected={g1.uid: "exceeded quota: no-jobs"}))
     last = decision.status.last_run
     assert last is not None
-    assert (last.reason, last.message) == ("JobRejected", "exceeded quota: no-jobs")
+    assert (last.outcome, last.reason, last.message) == ("Failed", "JobRejected", "exceeded quota: no-jobs")
+    assert decision.status.consecutive_failures == 1
     assert decision.create == []
 
 
@@ -269,7 +282,8 @@ def test_a_pod_that_cannot_start_fails_the_run_after_its_grace(
         return
     last = decision.status.last_run
     assert last is not None
-    assert last.reason == reason
+    assert (last.outcome, last.reason) == ("Failed", reason)
+    assert decision.status.consecutive_failures == 1
     assert decision.delete == [job.name], "an unfinished Job of a recorded run is deleted"
     assert decision.confirm == [job.name], "the cached pods are read again before acting"
 
@@ -314,7 +328,16 @@ def test_replace_records_the_active_run_as_replaced_and_deletes_its_job_first() 
     spec = audit_spec(concurrencyPolicy="Replace")
     decision = decided(observed(spec, status=active(g1), run_now="again"))
     assert decision.status.last_run is not None
-    assert (decision.status.last_run.id, decision.status.last_run.reason) == ("g1", "Replaced")
+    assert (
+        decision.status.last_run.id,
+        decision.status.last_run.outcome,
+        decision.status.last_run.reason,
+    ) == (
+        "g1",
+        "Failed",
+        "Replaced",
+    )
+    assert decision.status.last_run.message == "replaced by a new run (Manual)"
     assert g1.job_name in decision.delete, "deleted by name even when the cache has not shown it yet"
     assert g1 not in decision.create
     (m2,) = decision.claimed
@@ -358,12 +381,18 @@ def test_suspend_drops_run_now_takes_the_new_spec_and_starts_nothing() -> None:
     assert decision.status.missed_runs == 0
     assert decision.status.next_run_time is None
     assert decision.status.phase == "Suspended"
-    assert [e.reason for e in decision.events] == ["TriggerIgnored"]
+    assert [(e.type, e.reason, e.message) for e in decision.events] == [
+        ("Normal", "TriggerIgnored", "run-now 't' ignored: the resource is suspended")
+    ]
 
 
 def test_an_invalid_spec_is_failed_with_the_reason_so_waiters_stop() -> None:
     decision = decided(observed(invalid="invalid spec: schedule: names no date", run_now="x"))
     assert decision.claimed == []
+    assert decision.status.handled_trigger == "x", "dropped, not kept for when the spec is fixed"
+    assert [(e.type, e.reason, e.message) for e in decision.events] == [
+        ("Normal", "TriggerIgnored", "run-now 'x' ignored: the spec is invalid")
+    ]
     assert decision.status.observed_generation == 1
     assert decision.status.phase == "Failed"
     assert conditions(decision) == {
@@ -417,3 +446,51 @@ def test_history_to_delete_keeps_the_newest_and_ignores_unfinished() -> None:
     assert history_to_delete(jobs, 1, 1) == [r[0].job_name]
     assert history_to_delete(jobs, 0, 0) == [r[0].job_name, r[1].job_name, r[2].job_name]
     assert history_to_delete(jobs, 5, 5) == []
+
+
+def test_status_lists_the_worst_datasets_up_to_the_limit() -> None:
+    g1 = run()
+    job = job_of(g1, finished=True, succeeded=True)
+    listed = [{"symbol": f"S{i:02}USDT", "interval": "1h", "score": float(50 + i)} for i in range(12)]
+    message = summary(datasets=listed, counts={"datasets": 12})
+    pods = [pod(job.name, phase="Succeeded", exit_code=0, message=message)]
+    decision = decided(observed(status=active(g1), jobs=[job], pods=pods))
+    assert [d.symbol for d in decision.status.datasets] == [f"S{i:02}USDT" for i in range(10)]
+
+
+def test_the_next_look_is_the_earliest_any_active_run_needs() -> None:
+    g1, m2 = run(), run("m2", 2, trigger="Manual")
+    spec = audit_spec(concurrencyPolicy="Allow")
+    pods = [
+        pod(g1.job_name, phase="Pending", waiting="ImagePullBackOff"),  # counts as stuck at T0 + 120 s
+        pod(m2.job_name, phase="Running"),
+    ]
+    decision = decided(observed(spec, status=active(g1, m2), jobs=[job_of(g1), job_of(m2)], pods=pods))
+    assert decision.recheck_at == T0 + timedelta(seconds=120)
+    assert decision.events == []
+
+
+def test_a_job_being_deleted_takes_no_place_in_the_history() -> None:
+    older, newer = run("m1", 1, trigger="Manual"), run("m2", 2, trigger="Manual")
+    jobs = [
+        job_of(older, finished=True, succeeded=True, created=T0, finalized=False),
+        job_of(
+            newer, finished=True, succeeded=True, created=T0 + timedelta(1), deleting=True, finalized=False
+        ),
+    ]
+    status = ResourceStatus(observed_generation=1, last_run=newer.model_copy(update={"outcome": "Succeeded"}))
+    spec = audit_spec(successfulRunsHistoryLimit=1)
+    decision = decided(observed(spec, status=status, jobs=jobs))
+    assert decision.delete == [], "the older Job is the one history keeps"
+
+
+def test_forbid_confirms_every_job_it_acts_on_when_one_run_is_stuck_and_another_waits() -> None:
+    """Two runs active (started under Allow, then the policy became Forbid): one's pod cannot pull its image,
+    the other runs. Both Jobs are read live before the stuck run is failed and the trigger waits."""
+    g1, m2 = run(), run("m2", 2, trigger="Manual")
+    pods = [pod(g1.job_name, phase="Pending", waiting="ImagePullBackOff"), pod(m2.job_name, phase="Running")]
+    seen = observed(status=active(g1, m2), jobs=[job_of(g1), job_of(m2)], pods=pods, run_now="again")
+    decision = decided(seen, T0 + timedelta(seconds=121))
+    assert [(r.id, o.reason) for r, o in decision.ended] == [("g1", "ImagePullBackOff")]
+    assert decision.claimed == []
+    assert sorted(decision.confirm) == sorted([g1.job_name, m2.job_name])

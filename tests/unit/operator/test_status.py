@@ -136,7 +136,37 @@ def test_conditions_for_each_state(
     thresholds: HealthThresholds | None,
     expected: dict[str, tuple[str, str, str, int]],
 ) -> None:
-    assert table(conditions_for(status(**fields), thresholds, 5, None)) == expected
+    found = conditions_for(status(**fields), thresholds, 5, None)
+    assert table(found) == expected
+    assert {c.last_transition_time for c in found} == {""}, "with_transition_times sets them"
+
+
+def older(run_id: str, number: int, outcome: str, **fields: Any) -> dict[str, Any]:
+    """A run recorded by an operator that did not write its generation."""
+    body = ref(run_id, number, outcome, **fields)
+    del body["generation"]
+    return body
+
+
+def test_runs_recorded_without_a_generation_are_described_at_the_resources_generation() -> None:
+    done = older("g1", 1, "Succeeded")
+    found = table(conditions_for(status(lastRun=done, healthScore=95.0), THRESHOLDS, 4, None))
+    assert {kind: c[3] for kind, c in found.items()} == {
+        "Ready": 4,
+        "Running": 4,
+        "Succeeded": 4,
+        "Failed": 4,
+        "Healthy": 4,
+    }
+    failed = older("g1", 1, "Failed", reason="SinkUnavailable")  # and without a message
+    found = table(conditions_for(status(lastRun=failed), None, 4, None))
+    assert found["Ready"] == ("False", "SinkUnavailable", "", 4)
+    assert found["Failed"] == ("True", "SinkUnavailable", "", 4)
+    going = [older("g1", 1, "Running"), older("m2", 2, "Running")]
+    found = table(conditions_for(status(activeRuns=going), None, 4, None))
+    names = [r["jobName"] for r in going]
+    assert found["Running"] == ("True", "RunInProgress", f"run g1 ({names[0]}), m2 ({names[1]})", 4)
+    assert found["Succeeded"] == ("Unknown", "RunInProgress", f"run m2 ({names[1]}) is in progress", 4)
 
 
 def test_an_invalid_spec_fails_with_its_reason_whatever_ran_before() -> None:
@@ -219,7 +249,7 @@ def test_levels(score: float, level: str) -> None:
 
 
 def _summary(
-    score: float | None, datasets: int, documents: int, names: list[tuple[str, float | None]]
+    score: float | None, datasets: int | None, documents: int, names: list[tuple[str, float | None]]
 ) -> RunSummary:
     return RunSummary.model_validate(
         {
@@ -229,9 +259,17 @@ def _summary(
             "reason": "Completed",
             "message": "",
             "healthScore": score,
-            "counts": {"datasets": datasets},
+            "counts": {} if datasets is None else {"datasets": datasets},
             "results": {"database": "dm", "collection": "audit", "runId": "r", "documents": documents},
-            "datasets": [{"symbol": s, "interval": "1h", "score": v} for s, v in names],
+            "datasets": [
+                {
+                    "symbol": s,
+                    "interval": "1h",
+                    "score": v,
+                    "level": None if v is None else level_for(v, THRESHOLDS),
+                }
+                for s, v in names
+            ],
         }
     )
 
@@ -274,3 +312,38 @@ def test_a_shard_counting_no_datasets_still_weighs_one() -> None:
 
 def test_iso_is_whole_seconds_utc() -> None:
     assert iso(T0.replace(microsecond=999999)) == "2026-11-28T12:00:00Z"
+
+
+def test_a_shard_weighs_by_the_datasets_it_counted_not_by_the_few_it_lists() -> None:
+    """A summary lists the worst datasets only (it must fit 4096 bytes); counts.datasets has them all."""
+    shards = [_summary(100.0, 10, 1, [("AAA", 100.0)]), _summary(45.0, 1, 1, [("BBB", 45.0)])]
+    assert results_of(shards, THRESHOLDS, 10)["health_score"] == 95.0  # (10 x 100 + 1 x 45) / 11
+
+
+def test_a_shard_that_counted_nothing_weighs_by_the_datasets_it_lists() -> None:
+    shards = [
+        _summary(100.0, None, 1, [("AAA", 100.0), ("BBB", 100.0)]),
+        _summary(40.0, None, 1, [("C", 40.0)]),
+    ]
+    assert results_of(shards, THRESHOLDS, 10)["health_score"] == 80.0  # (2 x 100 + 1 x 40) / 3
+
+
+def test_the_health_score_shows_two_decimals() -> None:
+    shards = [_summary(100.0, 1, 1, []), _summary(0.0, 2, 1, [])]
+    fields = results_of(shards, THRESHOLDS, 10)
+    assert fields["health_score"] == 33.33
+    assert fields["health_level"] == "critical"
+
+
+def test_datasets_keep_their_score_and_level_and_unscored_ones_go_last_in_order() -> None:
+    shards = [
+        _summary(60.0, 4, 1, [("AAA", None), ("BBB", 80.0)]),
+        _summary(60.0, 4, 1, [("CCC", None), ("DDD", 40.0)]),
+    ]
+    datasets = results_of(shards, THRESHOLDS, 10)["datasets"]
+    assert [(d.symbol, d.interval, d.score, d.level) for d in datasets] == [
+        ("DDD", "1h", 40.0, "critical"),
+        ("BBB", "1h", 80.0, "degraded"),
+        ("AAA", "1h", None, None),
+        ("CCC", "1h", None, None),
+    ]

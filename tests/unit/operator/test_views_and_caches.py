@@ -4,19 +4,23 @@ and report deletions when a list replaces them."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
+from lightkube.models.batch_v1 import JobStatus
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.batch_v1 import Job
 
 from datamanager_operator.informer import Store
-from datamanager_operator.jobs import selector_labels
 from datamanager_operator.leases import lease_name
-from datamanager_operator.model import FINALIZER, Key, job_name
+from datamanager_operator.model import FINALIZER, Key, as_dict, job_name
 from datamanager_operator.settings import OperatorSettings
-from datamanager_operator.views import EPOCH, JobView, PodView, ResourceView
+from datamanager_operator.views import EPOCH, JobView, PodView, ResourceView, parse_time
 from tests.unit.operator.observed import T0
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
@@ -107,6 +111,83 @@ def test_a_job_view_of_an_older_or_foreign_job() -> None:
     )
     unowned = job_body(ownerReferences=[])
     assert JobView.of(unowned).owner is None, "a name label alone does not make a Job the resource's"
+    reference = {"kind": "AnalyticsJob", "name": "a", "controller": True}
+    no_namespace = JobView.of({"metadata": {"ownerReferences": [reference]}})
+    assert (no_namespace.namespace, no_namespace.owner) == ("", Key("AnalyticsJob", "", "a")), "as the Job's"
+
+
+def test_views_of_objects_missing_every_field_hold_empty_values_never_none() -> None:
+    """What the decision compares is always a string, a number or a time: a field the API server (or an older
+    one) left out reads as empty, version 0 (older than anything stored), the epoch, generation 1."""
+    assert JobView.of({}) == JobView(
+        namespace="",
+        name="",
+        uid="",
+        version=0,
+        created=EPOCH,
+        owner=None,
+        resource_uid="",
+        run_id="",
+        run_uid="",
+        deleting=False,
+        finalized=False,
+        finished=False,
+        succeeded=False,
+        reason="",
+        message="",
+        completion_time=None,
+    )
+    assert PodView.of({}) == PodView(
+        namespace="",
+        name="",
+        uid="",
+        version=0,
+        created=EPOCH,
+        job_name="",
+        index=0,
+        phase="Pending",
+        waiting_reason="",
+        waiting_message="",
+        exit_code=None,
+        terminated_reason="",
+        summary="",
+        unschedulable=None,
+    )
+    assert ResourceView.of("AnalyticsJob", {}) == ResourceView(
+        kind="AnalyticsJob",
+        namespace="",
+        name="",
+        uid="",
+        version=0,
+        created=EPOCH,
+        resource_version="",
+        generation=1,
+        deleting=False,
+        run_now=None,
+        changed=None,
+        spec_json=b"{}",
+        status_json=b"{}",
+    )
+
+
+def test_times_are_read_as_utc() -> None:
+    assert parse_time("2026-11-28T12:00:00Z") == T0
+    assert parse_time("2026-11-28T13:00:00+01:00") == T0
+    assert parse_time("") is None
+    assert parse_time(None) is None
+
+
+def test_a_finished_job_without_reason_or_message_reads_as_empty() -> None:
+    body = job_body()
+    body["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    view = JobView.of(body)
+    assert (view.finished, view.succeeded, view.reason, view.message, view.completion_time) == (
+        True,
+        True,
+        "",
+        "",
+        None,
+    )
 
 
 def test_a_pod_view_reads_the_first_waiting_and_the_first_terminated_container() -> None:
@@ -114,6 +195,8 @@ def test_a_pod_view_reads_the_first_waiting_and_the_first_terminated_container()
         "metadata": {
             "namespace": "ns",
             "name": "p",
+            "uid": "pu",
+            "resourceVersion": "8",
             "creationTimestamp": "2026-11-28T12:00:00Z",
             "labels": {"batch.kubernetes.io/job-name": "j"},
             "annotations": {"batch.kubernetes.io/job-completion-index": "3"},
@@ -130,13 +213,62 @@ def test_a_pod_view_reads_the_first_waiting_and_the_first_terminated_container()
             ],
         },
     }
-    view = PodView.of(body)
-    assert (view.job_name, view.index, view.phase) == ("j", 3, "Failed")
-    assert (view.waiting_reason, view.waiting_message) == ("ImagePullBackOff", "back-off")
-    assert (view.exit_code, view.terminated_reason, view.summary) == (3, "Error", "{}")
-    assert view.unschedulable == "0/1"
+    assert PodView.of(body) == PodView(
+        namespace="ns",
+        name="p",
+        uid="pu",
+        version=8,
+        job_name="j",
+        index=3,
+        created=T0,
+        phase="Failed",
+        waiting_reason="ImagePullBackOff",
+        waiting_message="back-off",
+        exit_code=3,
+        terminated_reason="Error",
+        summary="{}",
+        unschedulable="0/1",
+    )
     bare = PodView.of({"metadata": {"annotations": {"batch.kubernetes.io/job-completion-index": "x"}}})
     assert (bare.index, bare.phase, bare.exit_code, bare.unschedulable) == (0, "Pending", None, None)
+
+
+def test_a_wait_without_a_reason_does_not_hide_the_next_containers_reason() -> None:
+    body = {
+        "status": {
+            "containerStatuses": [
+                {"state": {"waiting": {"message": "no reason given"}}},
+                {"state": {"waiting": {"reason": "CreateContainerConfigError"}}},
+                {"state": {"terminated": {"exitCode": 137}}},
+            ]
+        }
+    }
+    view = PodView.of(body)
+    assert (view.waiting_reason, view.waiting_message) == ("CreateContainerConfigError", "")
+    assert (view.exit_code, view.terminated_reason) == (137, "")
+
+
+def test_a_pod_view_reads_the_first_container_that_waits_and_a_bare_termination_as_exit_0() -> None:
+    body = {
+        "status": {
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Ready", "status": "False", "reason": "Unschedulable"},
+            ],
+            "containerStatuses": [
+                {"state": {"running": {"startedAt": "2026-11-28T12:00:00Z"}}},  # a sidecar
+                {"state": {"waiting": {"reason": "ErrImagePull", "message": "no such image"}}},
+                {"state": {"waiting": {"reason": "ContainerCreating"}}},
+                {"state": {"terminated": {"reason": "Completed"}}},  # exitCode left out: an int's zero
+            ],
+        }
+    }
+    view = PodView.of(body)
+    assert (view.waiting_reason, view.waiting_message) == ("ErrImagePull", "no such image")
+    assert (view.exit_code, view.terminated_reason, view.summary) == (0, "Completed", "")
+    assert view.unschedulable is None, "only PodScheduled's Unschedulable reason means it cannot be placed"
+    unschedulable = {"status": {"conditions": [{"type": "PodScheduled", "reason": "Unschedulable"}]}}
+    assert PodView.of(unschedulable).unschedulable == "", "without a message it still cannot be placed"
 
 
 def test_a_resource_view_drops_managed_fields_and_keeps_when_a_user_last_changed_it() -> None:
@@ -148,6 +280,7 @@ def test_a_resource_view_drops_managed_fields_and_keeps_when_a_user_last_changed
             "resourceVersion": "7",
             "generation": 3,
             "creationTimestamp": "2026-11-28T11:00:00Z",
+            "deletionTimestamp": "2026-11-28T12:00:00Z",
             "annotations": {"datamanager.petrosa.io/run-now": "t"},
             "managedFields": [
                 {"manager": "kubectl", "time": "2026-11-28T11:30:00Z"},
@@ -160,9 +293,21 @@ def test_a_resource_view_drops_managed_fields_and_keeps_when_a_user_last_changed
     }
     view = ResourceView.of("DataAudit", body)
     assert view.key == Key("DataAudit", "ns", "r")
-    assert (view.version, view.resource_version, view.generation, view.run_now) == (7, "7", 3, "t")
-    assert view.changed is not None
-    assert view.changed.isoformat() == "2026-11-28T11:40:00+00:00"
+    assert view == ResourceView(
+        kind="DataAudit",
+        namespace="ns",
+        name="r",
+        uid="u",
+        version=7,
+        resource_version="7",
+        generation=3,
+        created=T0 - timedelta(hours=1),
+        deleting=True,
+        run_now="t",
+        changed=T0 - timedelta(minutes=20),  # kubectl-annotate; the operator's status write does not count
+        spec_json=b'{"a":1}',
+        status_json=b'{"b":2}',
+    )
     assert (view.spec, view.status) == ({"a": 1}, {"b": 2})
     assert "managedFields" not in str(view)
 
@@ -190,6 +335,20 @@ def test_the_store_keeps_the_newest_version_and_indexes_it() -> None:
     assert store.remove("ns", "a") is None
     assert store.indexed("DataAudit/ns/s") == []
     assert len(store) == 0
+
+
+def test_the_store_iterates_over_a_snapshot_and_indexes_several_objects_per_value() -> None:
+    store: Store[JobView] = Store(lambda j: str(j.owner))
+    for view in (job("a", 1), job("b", 1), job("c", 1, owner="s")):
+        store.apply(view)
+    for view in store:  # a watch event may change the store while the controller walks it
+        if view.name == "a":
+            store.remove(view.namespace, view.name)
+    assert sorted(v.name for v in store) == ["b", "c"]
+    assert store.indexed("DataAudit/ns/r") == [job("b", 1)], "the other object of the same value stays"
+    store.remove("ns", "b")
+    assert store.indexed("DataAudit/ns/r") == []
+    assert store.indexed("DataAudit/ns/s") == [job("c", 1, owner="s")]
 
 
 def test_a_list_replaces_the_store_and_reports_what_was_deleted_in_a_gap() -> None:
@@ -231,12 +390,16 @@ def test_job_names_are_dns_labels_of_at_most_60_characters(name: str, run_id: st
     assert job_name(name, "0f1e2d3c-bbbb", run_id) != made, "the resource's uid keeps incarnations apart"
 
 
-@pytest.mark.parametrize("name", ["a", "a" * 63, "a" * 64, "b." * 126 + "c"])
-def test_the_name_label_is_there_only_when_the_name_fits_a_label_value(name: str) -> None:
-    labels = selector_labels("DataAudit", name, "uid")
-    assert all(LABEL_VALUE.match(v) and len(v) <= 63 for v in labels.values()), labels
-    assert (labels.get("datamanager.petrosa.io/resource") == name) == (len(name) <= 63)
-    assert labels["datamanager.petrosa.io/resource-uid"] == "uid"
+def test_a_job_name_is_the_documented_resource_digest_and_run_id() -> None:
+    """docs/operator.md: ``<resource>-<uid digest>-<run id>``; workers key their MongoDB documents by it."""
+    uid = "0f1e2d3c-aaaa-bbbb-cccc-000000000001"  # sha256: d121aa3b...
+    assert job_name("majors", uid, "g1") == "majors-d121aa3b-g1"
+    assert job_name("eu.majors", uid, "m2") == "eu-majors-d121aa3b-m2"
+    cut = job_name("candles." + "x" * 80, uid, "s202611281215")
+    assert cut == "candles-" + "x" * 29 + "-d121aa3b-s202611281215"
+    assert len(cut) == 60, "a long name keeps as much of itself as fits"
+    at_a_dot = job_name("a" * 47 + ".eu-west-1", uid, "g1")  # the cut falls right after the dot
+    assert at_a_dot == "a" * 47 + "-d121aa3b-g1", "the three parts stay apart by one dash"
 
 
 def test_lease_names_are_bounded_and_distinct() -> None:
@@ -245,6 +408,42 @@ def test_lease_names_are_bounded_and_distinct() -> None:
     long = [lease_name(Key("AnalyticsJob", "n" * 63, f"{'x' * 240}{i}")) for i in range(3)]
     assert all(len(n) <= 253 for n in long)
     assert len(set(long)) == 3
+
+
+def test_a_lease_name_is_stable_across_operator_versions() -> None:
+    """Replicas of two versions during a rollout must name a resource's Lease alike, or both would act on it:
+    the whole name while it fits a DNS subdomain (253), else its first 242 characters and a 10-hex digest."""
+    fits = Key("DataAudit", "ns", "x" * (253 - len("dataaudit.ns.")))
+    assert lease_name(fits) == f"dataaudit.ns.{fits.name}"
+    over = Key("DataAudit", "ns", fits.name + "y")
+    assert lease_name(over) == f"dataaudit.ns.{fits.name}"[:242] + "-8230764f8f"
+    long = Key("AnalyticsJob", "n" * 63, "x" * 240)
+    assert lease_name(long) == f"analyticsjob.{'n' * 63}.{'x' * 240}"[:242] + "-4451c3dc6d"
+
+
+def test_a_lease_name_cut_at_a_dot_is_still_a_dns_subdomain() -> None:
+    prefix = "dataaudit.team-a."
+    for separator in ".-":
+        name = "a" * (241 - len(prefix)) + separator + "b" * 30  # the cut falls right after the separator
+        made = lease_name(Key("DataAudit", "team-a", name))
+        assert DNS_SUBDOMAIN.match(made), made
+        assert made.startswith(prefix + "a" * (241 - len(prefix)) + "-")
+
+
+def test_as_dict_gives_the_api_form_the_views_read() -> None:
+    job = Job(
+        metadata=ObjectMeta(name="j", namespace="ns", resourceVersion="7"),
+        status=JobStatus(succeeded=1, completionTime="2026-11-28T12:05:00Z"),  # type: ignore[arg-type]
+    )
+    body = as_dict(job)
+    assert body == {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "j", "namespace": "ns", "resourceVersion": "7"},
+        "status": {"completionTime": "2026-11-28T12:05:00Z", "succeeded": 1},
+    }
+    view = JobView.of(body)
+    assert (view.name, view.version, view.completion_time) == ("j", 7, "2026-11-28T12:05:00Z")
 
 
 # ---------------------------------------------------------------- settings
@@ -268,5 +467,8 @@ def test_the_image_allow_list(image: str | None, allowed: tuple[str, ...], ok: b
     problem = OperatorSettings(allowed_images=allowed).image_problem(image)
     assert (problem is None) == ok
     if problem:
-        assert repr(image) in problem
-        assert "ghcr.io/petrosa/datamanager:latest" in problem
+        assert problem == (
+            f"spec.job.image {image!r} is not allowed: the operator runs only "
+            f"{', '.join(['ghcr.io/petrosa/datamanager:latest', *allowed])}; "
+            "remove spec.job.image, or have the operator's --allowed-images include it"
+        )

@@ -7,9 +7,9 @@ mean what an operator would page on.
   stored (per row, a valid copy would dilute the invalid ones and raise the score).
 - uniqueness = 100 x (1 - min(1, extra copies / distinct candles)): copies of an open time beyond the first,
   per open time stored; every candle stored twice is 0.
-- freshness = 100 x 2 ^ -((stale candles / 3) ^ 2): 92.6 one closed candle behind, 73.5 two, 50 three, 29
-  four, 0.2 six, so a feed stale by more than three intervals is critical whatever the interval or window
-  (the old model used a fixed 300 s and scored every 1h and 1d dataset 0).
+- freshness = 100 x 2 ^ -((stale candles / 3) ^ 2): 92.6 one closed candle behind, 73.5 two, 50 three, 29.2
+  four, 6.25 six, 0.2 nine, so a feed stale by more than three intervals is critical whatever the interval or
+  window (the old model used a fixed 300 s and scored every 1h and 1d dataset 0).
 - continuity = 100 x (1 - min(1, (gaps + spikes) / expected)): how often the series breaks, apart from how
   much is missing.
 
