@@ -227,27 +227,42 @@ def test_every_series_the_alerts_and_dashboard_read_exists_in_a_real_scrape(
     manifest = resource_manifest("DataAudit", "scraped", candles, schedule="0 0 1 1 *")
     kube.create(DataAudit.from_dict(manifest), namespace=namespace)
     wait_for(lambda: finished(live(kube, "scraped", namespace)), 120, "a finished audit")
-    operators = kube.list(
-        Pod, namespace=RELEASE_NAMESPACE, labels={"app.kubernetes.io/component": "operator"}
-    )
-    samples: dict[str, list[dict[str, str]]] = {}
-    for pod in operators:
-        for name, label_sets in scrape(str(pod.status.podIP)).items():
-            samples.setdefault(name, []).extend(label_sets)
     ip, subject = consumer_pod_ip
     asyncio.run(publish(rig_env["RIG_NATS_URL"], subject))
     wait_for(
         lambda: scrape(ip).get("datamanager_consumer_malformed_messages_total"), 30, "the consumer's counters"
     )
-    samples.update(scrape(ip))
 
-    missing = []
-    for where, expr in all_queries().items():
-        for metric, labels in series_used(expr).items():
-            wanted = labels - SCRAPE_LABELS["_".join(metric.split("_")[:2])]
-            if not any(wanted <= set(s) for s in samples.get(metric, [])):
-                have = sorted({k for s in samples.get(metric, []) for k in s})
-                missing.append(f"{where}: {metric} with {sorted(wanted)} (scraped: {have or 'no sample'})")
+    def missing_series() -> list[str]:
+        # per-resource series come from the replica that owns the resource at scrape time: while a replica
+        # of an earlier test leaves (its presence Lease expiring), ownership may move between two scrapes
+        samples: dict[str, list[dict[str, str]]] = {}
+        operators = kube.list(
+            Pod, namespace=RELEASE_NAMESPACE, labels={"app.kubernetes.io/component": "operator"}
+        )
+        for pod in operators:
+            if pod.status and pod.status.podIP and pod.status.phase == "Running":
+                try:
+                    scraped = scrape(str(pod.status.podIP))
+                except OSError:  # a replica going away (URLError is an OSError): the next round without it
+                    continue
+                for name, label_sets in scraped.items():
+                    samples.setdefault(name, []).extend(label_sets)
+        samples.update(scrape(ip))
+        missing = []
+        for where, expr in all_queries().items():
+            for metric, labels in series_used(expr).items():
+                wanted = labels - SCRAPE_LABELS["_".join(metric.split("_")[:2])]
+                if not any(wanted <= set(s) for s in samples.get(metric, [])):
+                    have = sorted({k for s in samples.get(metric, []) for k in s})
+                    missing.append(
+                        f"{where}: {metric} with {sorted(wanted)} (scraped: {have or 'no sample'})"
+                    )
+        return missing
+
+    deadline = time.monotonic() + 60
+    while (missing := missing_series()) and time.monotonic() < deadline:
+        time.sleep(2)
     assert not missing, "series the alerts and dashboard read but nothing exports:\n" + "\n".join(
         sorted(set(missing))
     )

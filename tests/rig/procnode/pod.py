@@ -234,6 +234,12 @@ class PodWorker:
                     state.clear()
                     state["waiting"] = {"reason": exc.reason, "message": str(exc)}
                 await self.report()
+            except (httpx2.TransportError, ApiError) as exc:
+                # the API server unreachable or failing (a restart) while the pod's Secrets, ConfigMaps or
+                # token are read: a kubelet keeps the pod ContainerCreating and tries again, never fails it
+                code = exc.status.code if isinstance(exc, ApiError) else None
+                if code is not None and code < 500 and code != 429:
+                    raise
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.deleting.wait(), delay)
             delay = min(delay * 2, 10.0)
